@@ -1,0 +1,122 @@
+"""eventflow's Chalice app: routes and event handlers, and nothing else.
+
+Each handler translates its event into plain data and calls ``chalicelib``.
+The per-stage setting ``EVENTFLOW_INGEST_TRIGGER`` decides how uploads reach
+the ingest code: ``sqs`` (S3 notifies a queue; needed by ``chalice package``,
+which refuses ``on_s3_event``) or ``s3`` (``on_s3_event``, for ``chalice
+deploy`` against an existing bucket, and Terraform). Both call the same code.
+"""
+
+from chalice import Chalice, CORSConfig, IAMAuthorizer, Response
+
+from chalicelib import api, handlers
+from chalicelib.config import UPLOADS_PREFIX, Settings
+from chalicelib.errors import EventflowError
+from chalicelib.services import services
+
+settings = Settings.from_env()
+app = Chalice(app_name="eventflow")
+
+# Write routes need SigV4-signed requests (IAM auth) in deployed stages; the
+# local stage leaves them open so the local cloud works without credentials.
+write_auth = IAMAuthorizer() if settings.stage != "local" else None
+# CORS only when a stage names its browser origin; never a wildcard.
+cors = CORSConfig(allow_origin=settings.cors_origin) if settings.cors_origin else None
+
+
+def _respond(call, *args):
+    """Run one API operation and shape its result or its error as JSON."""
+    try:
+        status, body = call(services(), *args)
+    except EventflowError as error:
+        status, body = error.status, error.to_body()
+    if body is None:
+        return Response(body="", status_code=status)
+    return Response(body=api.to_json(body), status_code=status, headers=api.JSON_HEADERS)
+
+
+@app.middleware("http")
+def framework_errors_as_json(event, get_response):
+    # Chalice answers 405 and 415 itself, in its own shape; give them ours.
+    response = get_response(event)
+    if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
+        body = api.framework_error(response.status_code, response.body.get("Message", ""))
+        response.body = api.to_json(body)
+        response.headers.update(api.JSON_HEADERS)
+    return response
+
+
+def _request():
+    request = app.current_request
+    return request.query_params, request.raw_body, request.headers
+
+
+@app.route("/health", methods=["GET"], cors=cors)
+def health():
+    return _respond(api.health)
+
+
+@app.route("/uploads", methods=["POST"], authorizer=write_auth, cors=cors)
+def create_upload():
+    return _respond(api.create_upload, *_request())
+
+
+@app.route("/readings", methods=["POST"], authorizer=write_auth, cors=cors)
+def create_reading():
+    return _respond(api.create_reading, *_request())
+
+
+@app.route("/readings", methods=["GET"], cors=cors)
+def list_readings_by_date():
+    return _respond(api.list_readings_by_date, *_request())
+
+
+@app.route("/readings/{location}", methods=["GET"], cors=cors)
+def list_location_readings(location):
+    return _respond(api.list_location_readings, location, *_request())
+
+
+@app.route("/readings/{location}/{reading_id}", methods=["GET"], cors=cors)
+def get_reading(location, reading_id):
+    return _respond(api.get_reading, location, reading_id, *_request())
+
+
+@app.route(
+    "/readings/{location}/{reading_id}", methods=["PUT", "DELETE"], authorizer=write_auth, cors=cors
+)
+def change_reading(location, reading_id):
+    operation = api.replace_reading if app.current_request.method == "PUT" else api.delete_reading
+    return _respond(operation, location, reading_id, *_request())
+
+
+@app.route("/ingests", methods=["GET"], cors=cors)
+def list_ingests():
+    return _respond(api.list_ingests, *_request())
+
+
+@app.route("/ingests/{ingest_id}", methods=["GET"], cors=cors)
+def get_ingest(ingest_id):
+    return _respond(api.get_ingest, ingest_id, *_request())
+
+
+if settings.ingest_trigger == "sqs":
+
+    @app.on_sqs_message(queue=settings.s3_events_queue, batch_size=1)
+    def ingest_from_queue(event):
+        return handlers.ingest_from_queue(event.to_dict(), event.context, services())
+
+else:
+
+    @app.on_s3_event(
+        bucket=settings.uploads_bucket,
+        events=["s3:ObjectCreated:*"],
+        prefix=UPLOADS_PREFIX,
+        suffix=".csv",
+    )
+    def ingest_from_s3(event):
+        handlers.ingest_from_s3(event.to_dict(), event.context, services())
+
+
+@app.on_sqs_message(queue=settings.ingest_queue, batch_size=10)
+def write_readings(event):
+    return handlers.write_readings(event.to_dict(), event.context, services())

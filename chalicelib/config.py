@@ -1,0 +1,84 @@
+"""Stage settings and resource names, read from the environment.
+
+Chalice applies a stage's ``environment_variables`` from ``.chalice/config.json``
+before ``app.py`` is imported, so the decorators in ``app.py`` can take queue and
+bucket names from here at import time. ``infra/`` builds the same object from
+the config file, which keeps the names used by the functions and the names of
+the provisioned resources from drifting apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PROJECT = "eventflow"
+INGEST_TRIGGERS = ("sqs", "s3")
+
+# Uploads land under this prefix; only it is wired to the ingest trigger, so the
+# rejects reports that ingest writes back into the same bucket never re-trigger it.
+UPLOADS_PREFIX = "incoming/"
+REJECTS_PREFIX = "rejects/"
+
+
+class ConfigError(ValueError):
+    """A stage setting is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    ingest_trigger: str = "sqs"
+    uploads_bucket_override: str | None = None
+    cors_origin: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.stage or not self.stage.replace("-", "").isalnum():
+            raise ConfigError(f"EVENTFLOW_STAGE {self.stage!r} must be letters, digits or '-'")
+        if self.ingest_trigger not in INGEST_TRIGGERS:
+            raise ConfigError(
+                f"EVENTFLOW_INGEST_TRIGGER {self.ingest_trigger!r} must be one of {INGEST_TRIGGERS}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            stage=env.get("EVENTFLOW_STAGE", "local"),
+            ingest_trigger=env.get("EVENTFLOW_INGEST_TRIGGER", "sqs"),
+            uploads_bucket_override=env.get("EVENTFLOW_UPLOADS_BUCKET") or None,
+            cors_origin=env.get("EVENTFLOW_CORS_ORIGIN") or None,
+        )
+
+    def name(self, key: str) -> str:
+        """Physical name of the stage's resource ``key``: ``eventflow-{stage}-{key}``."""
+        return f"{PROJECT}-{self.stage}-{key}"
+
+    @property
+    def readings_table(self) -> str:
+        return self.name("readings")
+
+    @property
+    def ingests_table(self) -> str:
+        return self.name("ingests")
+
+    @property
+    def uploads_bucket(self) -> str:
+        # Bucket names are global across all AWS accounts, so a deployed stage
+        # usually needs its own override; the default suits the local cloud.
+        return self.uploads_bucket_override or self.name("uploads")
+
+    @property
+    def ingest_queue(self) -> str:
+        return self.name("ingest")
+
+    @property
+    def s3_events_queue(self) -> str:
+        return self.name("s3-events")
+
+
+def dlq_name(queue_name: str) -> str:
+    """Every queue's dead-letter queue is named after it."""
+    if queue_name.endswith(".fifo"):
+        return queue_name[: -len(".fifo")] + "-dlq.fifo"
+    return queue_name + "-dlq"

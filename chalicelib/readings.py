@@ -1,0 +1,189 @@
+"""The reading: what one CSV row or one API body means, and how it is validated.
+
+One model serves both the CSV path and the REST API, so a row and a request
+body are held to exactly the same rules. Numbers never pass through ``float``:
+CSV fields are strings, and JSON bodies are parsed with ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+
+from chalicelib import keys
+
+CSV_COLUMNS = (
+    "timestamp",
+    "location",
+    "source",
+    "local_dest",
+    "local_avg",
+    "remote_dest",
+    "remote_avg",
+)
+MAX_TEXT = 128
+# Readings from 1970 up to the end of year 9999: sort keys are fixed-width years.
+_MIN_EPOCH = Decimal(0)
+_MAX_EPOCH = Decimal(253402300799)
+_MICRO = Decimal("0.000001")
+# DynamoDB stores numbers with 38 significant digits, magnitude 1e-130 to 1e125.
+_MAX_DIGITS = 38
+_MAX_LATENCY = Decimal("1e125")
+# location and source become key parts and URL path segments, so they keep to
+# characters that never need escaping in either.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _problem(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Epoch seconds (with any fraction) or ISO 8601; naive ISO times are UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        parsed = _from_epoch(Decimal(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise _problem("timestamp", "is empty")
+        try:
+            parsed = _from_epoch(Decimal(text))
+        except InvalidOperation:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise _problem(
+                    "timestamp", "must be epoch seconds or an ISO 8601 date-time"
+                ) from None
+    else:
+        raise _problem("timestamp", "must be epoch seconds or an ISO 8601 date-time")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    if parsed.year < 1970:
+        raise _problem("timestamp", "must not be before 1970-01-01")
+    return parsed
+
+
+def _from_epoch(epoch: Decimal) -> datetime:
+    if not epoch.is_finite():
+        raise _problem("timestamp", "must be a finite number of epoch seconds")
+    if not _MIN_EPOCH <= epoch <= _MAX_EPOCH:
+        raise _problem("timestamp", "epoch seconds must be between 0 and 253402300799")
+    micros = int(epoch.quantize(_MICRO) * 1_000_000)
+    seconds, micro = divmod(micros, 1_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micro)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _problem("text", "must be a string")
+    text = value.strip()
+    if not text:
+        raise _problem("text", "is empty")
+    if len(text) > MAX_TEXT:
+        raise _problem("text", f"is longer than {MAX_TEXT} characters")
+    if _CONTROL.search(text):
+        raise _problem("text", "contains control characters or bytes that are not UTF-8")
+    return text
+
+
+def _identifier(text: str) -> str:
+    if not _IDENTIFIER.fullmatch(text):
+        raise _problem(
+            "identifier",
+            "must start with a letter or digit and use only letters, digits and . _ : @ -",
+        )
+    return text
+
+
+def parse_latency(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise _problem("latency", "must be a number of milliseconds")
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise _problem("latency", "must be a number of milliseconds") from None
+    if not number.is_finite():
+        raise _problem("latency", "must be a finite number")
+    if number < 0:
+        raise _problem("latency", "must not be negative")
+    if number >= _MAX_LATENCY or len(number.as_tuple().digits) > _MAX_DIGITS:
+        raise _problem("latency", "has more digits or magnitude than can be stored")
+    return number
+
+
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+Text = Annotated[str, BeforeValidator(_text)]
+Identifier = Annotated[str, BeforeValidator(_text), AfterValidator(_identifier)]
+Latency = Annotated[Decimal, BeforeValidator(parse_latency)]
+
+
+class Reading(BaseModel):
+    """One network-latency reading, identified by location, source and time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timestamp: Timestamp
+    location: Identifier
+    source: Identifier
+    local_dest: Text
+    local_avg: Latency
+    remote_dest: Text
+    remote_avg: Latency
+
+    @property
+    def reading_id(self) -> str:
+        return keys.reading_id(self.timestamp, self.source)
+
+    def canonical_row(self) -> list[str]:
+        """The row in CSV column order, every value a string, as chunks carry it."""
+        return [
+            self.timestamp.isoformat(),
+            self.location,
+            self.source,
+            self.local_dest,
+            str(self.local_avg),
+            self.remote_dest,
+            str(self.remote_avg),
+        ]
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "reading_id": self.reading_id,
+            "location": self.location,
+            "source": self.source,
+            "timestamp": iso_utc(self.timestamp),
+            "local_dest": self.local_dest,
+            "local_avg": self.local_avg,
+            "remote_dest": self.remote_dest,
+            "remote_avg": self.remote_avg,
+        }
+
+
+def iso_utc(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def problems(error: PydanticValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as ``{"field", "problem"}`` pairs that a person can read."""
+    result = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        if item["type"] == "missing":
+            problem = "is required"
+        elif item["type"] == "extra_forbidden":
+            problem = "is not a known field"
+        else:
+            problem = item["msg"]
+        result.append({"field": field, "problem": problem})
+    return result

@@ -1,0 +1,44 @@
+"""Wires the domain objects to real AWS clients, once per process.
+
+``app.py`` calls :func:`services` inside each handler, never at import time,
+so importing the app makes no AWS call and creates no client. Tests build a
+:class:`Services` of their own around moto.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from chalicelib.aws import Clients
+from chalicelib.clock import Clock
+from chalicelib.config import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clients: Clients = field(default_factory=Clients)
+    clock: Clock = field(default_factory=Clock)
+
+    @cached_property
+    def readings(self):
+        from chalicelib.store import ReadingStore
+
+        return ReadingStore(self.clients.dynamodb, self.settings.readings_table)
+
+    @cached_property
+    def jobs(self):
+        from chalicelib.jobs import IngestJobs
+
+        return IngestJobs(self.clients.dynamodb, self.settings.ingests_table, self.clock)
+
+    @cached_property
+    def ingest_queue_url(self) -> str:
+        return self.clients.sqs.get_queue_url(QueueName=self.settings.ingest_queue)["QueueUrl"]
+
+
+@functools.cache
+def services() -> Services:
+    return Services(Settings.from_env())

@@ -1,0 +1,220 @@
+"""Every eventflow resource, declared once, as data.
+
+The provisioner (``infra.provision``) turns a :class:`Stack` into boto3 calls;
+the packaging renderers derive CloudFormation and Terraform from the same
+objects. Nothing here talks to AWS, so the declaration can be inspected and
+tested on its own.
+
+Settings that Chalice's decorators cannot express (ReportBatchItemFailures,
+filter criteria, bisect, retry bounds, on-failure destinations) are declared
+here as :class:`EventSourceSettings`, next to the resources they attach to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib import keys
+from chalicelib.config import UPLOADS_PREFIX, Settings, dlq_name
+from infra.stageconfig import StageConfig
+
+# SQS redrives a message to its DLQ after this many receives.
+MAX_RECEIVE_COUNT = 5
+# AWS's advice: a queue's visibility timeout at least six times the timeout of
+# the function that consumes it, so a throttled or retried batch is not
+# redelivered while it is still being worked on.
+VISIBILITY_TIMEOUT_FACTOR = 6
+SOURCE_RETENTION_SECONDS = 4 * 24 * 3600
+# The longest SQS allows: a DLQ must outlive the time it takes to notice it.
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    name: str
+    type: str = "S"
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    projection: str = "ALL"
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+    indexes: tuple[Index, ...] = ()
+    stream_view_type: str | None = None
+    ttl_attribute: str | None = None
+
+    @property
+    def attributes(self) -> tuple[KeyAttribute, ...]:
+        """Every attribute that a key schema mentions, once each."""
+        seen: dict[str, KeyAttribute] = {}
+        for attr in (self.partition_key, self.sort_key, *self._index_keys()):
+            if attr is not None:
+                seen.setdefault(attr.name, attr)
+        return tuple(seen.values())
+
+    def _index_keys(self) -> list[KeyAttribute | None]:
+        return [k for index in self.indexes for k in (index.partition_key, index.sort_key)]
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A queue together with its dead-letter queue; one cannot be declared without the other."""
+
+    key: str
+    name: str
+    visibility_timeout: int
+    max_receive_count: int = MAX_RECEIVE_COUNT
+    retention_seconds: int = SOURCE_RETENTION_SECONDS
+    dlq_retention_seconds: int = DLQ_RETENTION_SECONDS
+
+    @property
+    def fifo(self) -> bool:
+        return self.name.endswith(".fifo")
+
+    @property
+    def dlq_key(self) -> str:
+        return f"{self.key}-dlq"
+
+    @property
+    def dlq_name(self) -> str:
+        return dlq_name(self.name)
+
+
+@dataclass(frozen=True)
+class QueueNotification:
+    """S3 sends ObjectCreated events for matching keys to a queue."""
+
+    queue_key: str
+    prefix: str
+    suffix: str
+    events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    key: str
+    name: str
+    queue_notifications: tuple[QueueNotification, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventSourceSettings:
+    """How Lambda polls one event source for one function, beyond what Chalice sets."""
+
+    function: str
+    source_key: str
+    report_batch_item_failures: bool = True
+    filter_patterns: tuple[str, ...] = ()
+    bisect_batch_on_error: bool | None = None
+    maximum_retry_attempts: int | None = None
+    maximum_record_age_seconds: int | None = None
+    on_failure_queue_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Stack:
+    stage: str
+    settings: Settings
+    tables: tuple[Table, ...]
+    queues: tuple[Queue, ...]
+    buckets: tuple[Bucket, ...]
+    event_sources: tuple[EventSourceSettings, ...] = field(default=())
+
+    def queue(self, key: str) -> Queue:
+        return _by_key(self.queues, key)
+
+    def table(self, key: str) -> Table:
+        return _by_key(self.tables, key)
+
+    def bucket(self, key: str) -> Bucket:
+        return _by_key(self.buckets, key)
+
+    def event_source(self, function: str) -> EventSourceSettings:
+        for source in self.event_sources:
+            if source.function == function:
+                return source
+        raise KeyError(f"no event-source settings for function {function!r}")
+
+
+def _by_key(resources, key):
+    for resource in resources:
+        if resource.key == key:
+            return resource
+    raise KeyError(f"no resource declared with key {key!r}")
+
+
+def declare(config: StageConfig) -> Stack:
+    """The stage's whole stack."""
+    settings = config.settings()
+
+    readings = Table(
+        key="readings",
+        name=settings.readings_table,
+        partition_key=KeyAttribute(keys.READING_PK),
+        sort_key=KeyAttribute(keys.READING_SK),
+        indexes=(
+            Index(
+                name=keys.BY_DATE_INDEX,
+                partition_key=KeyAttribute(keys.BY_DATE_PK),
+                sort_key=KeyAttribute(keys.BY_DATE_SK),
+            ),
+        ),
+    )
+    ingests = Table(
+        key="ingests",
+        name=settings.ingests_table,
+        partition_key=KeyAttribute(keys.JOB_PK),
+        indexes=(
+            Index(
+                name=keys.JOBS_BY_START_INDEX,
+                partition_key=KeyAttribute(keys.JOBS_BY_START_PK),
+                sort_key=KeyAttribute(keys.JOBS_BY_START_SK),
+            ),
+        ),
+        ttl_attribute=keys.EXPIRES_AT,
+    )
+
+    ingest_queue = Queue(
+        key="ingest",
+        name=settings.ingest_queue,
+        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("write_readings"),
+    )
+    s3_events_queue = Queue(
+        key="s3-events",
+        name=settings.s3_events_queue,
+        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("ingest_from_queue"),
+    )
+
+    queues = [ingest_queue]
+    notifications: tuple[QueueNotification, ...] = ()
+    event_sources = [EventSourceSettings(function="write_readings", source_key="ingest")]
+    if settings.ingest_trigger == "sqs":
+        # Stages that package for CloudFormation cannot use on_s3_event, so S3
+        # notifies a queue instead, which also gives S3 events retries and a DLQ.
+        queues.append(s3_events_queue)
+        notifications = (
+            QueueNotification(queue_key="s3-events", prefix=UPLOADS_PREFIX, suffix=".csv"),
+        )
+        event_sources.append(
+            EventSourceSettings(function="ingest_from_queue", source_key="s3-events")
+        )
+    uploads = Bucket(key="uploads", name=settings.uploads_bucket, queue_notifications=notifications)
+
+    return Stack(
+        stage=config.stage,
+        settings=settings,
+        tables=(readings, ingests),
+        queues=tuple(queues),
+        buckets=(uploads,),
+        event_sources=tuple(event_sources),
+    )

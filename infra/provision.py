@@ -1,0 +1,278 @@
+"""Creates a declared :class:`~infra.declaration.Stack`, idempotently.
+
+Running it twice changes nothing; running it after the declaration changed
+brings mutable settings (queue attributes, TTL, notifications) up to date.
+Table key schemas cannot change in place, so a changed key schema is reported
+rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from infra.declaration import Bucket, Queue, Stack, Table
+
+
+class ProvisionError(RuntimeError):
+    pass
+
+
+@dataclass
+class Outputs:
+    """Physical names and ARNs of a provisioned stack, keyed by declaration key."""
+
+    region: str
+    tables: dict[str, dict[str, str]] = field(default_factory=dict)
+    queues: dict[str, dict[str, str]] = field(default_factory=dict)
+    buckets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "tables": self.tables,
+            "queues": self.queues,
+            "buckets": self.buckets,
+        }
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+class Provisioner:
+    """Applies a stack through the given clients (``clients(service)`` returns one)."""
+
+    def __init__(self, clients, sleep=time.sleep):
+        self._clients = clients
+        self._sleep = sleep
+
+    def apply(self, stack: Stack) -> Outputs:
+        region = self._clients("sqs").meta.region_name
+        outputs = Outputs(region=region)
+        for queue in stack.queues:
+            outputs.queues[queue.key], outputs.queues[queue.dlq_key] = self.queue(queue)
+        for table in stack.tables:
+            outputs.tables[table.key] = self.table(table)
+        for bucket in stack.buckets:
+            outputs.buckets[bucket.key] = self.bucket(bucket, outputs)
+        return outputs
+
+    def describe(self, stack: Stack) -> Outputs:
+        """The outputs of an already provisioned stack, without changing anything."""
+        sqs, ddb = self._clients("sqs"), self._clients("dynamodb")
+        outputs = Outputs(region=sqs.meta.region_name)
+        try:
+            for queue in stack.queues:
+                for key, name in ((queue.key, queue.name), (queue.dlq_key, queue.dlq_name)):
+                    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                    outputs.queues[key] = self._queue_output(name, url)
+            for table in stack.tables:
+                outputs.tables[table.key] = self._table_output(
+                    ddb.describe_table(TableName=table.name)["Table"]
+                )
+        except ClientError as error:
+            raise ProvisionError(f"stage {stack.stage} is not provisioned: {error}") from error
+        for bucket in stack.buckets:
+            outputs.buckets[bucket.key] = {
+                "name": bucket.name,
+                "arn": f"arn:aws:s3:::{bucket.name}",
+            }
+        return outputs
+
+    # -- SQS ---------------------------------------------------------------
+
+    def queue(self, queue: Queue) -> tuple[dict[str, str], dict[str, str]]:
+        common = {"SqsManagedSseEnabled": "true"}
+        fifo = {"FifoQueue": "true"} if queue.fifo else {}
+        dlq_url = self._ensure_queue(
+            queue.dlq_name,
+            {**common, **fifo, "MessageRetentionPeriod": str(queue.dlq_retention_seconds)},
+        )
+        dlq = self._queue_output(queue.dlq_name, dlq_url)
+        source_url = self._ensure_queue(
+            queue.name,
+            {
+                **common,
+                **fifo,
+                "VisibilityTimeout": str(queue.visibility_timeout),
+                "MessageRetentionPeriod": str(queue.retention_seconds),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq["arn"], "maxReceiveCount": queue.max_receive_count}
+                ),
+            },
+        )
+        return self._queue_output(queue.name, source_url), dlq
+
+    def _ensure_queue(self, name: str, attributes: dict[str, str]) -> str:
+        sqs = self._clients("sqs")
+        try:
+            return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        except ClientError as error:
+            if _code(error) not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise
+        # It exists with other attributes: bring them up to date. FifoQueue is
+        # immutable and already right, or the name would not have matched.
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        mutable = {k: v for k, v in attributes.items() if k != "FifoQueue"}
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=mutable)
+        return url
+
+    def _queue_output(self, name: str, url: str) -> dict[str, str]:
+        arn = self._clients("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        return {"name": name, "url": url, "arn": arn}
+
+    # -- DynamoDB ------------------------------------------------------------
+
+    def table(self, table: Table) -> dict[str, str]:
+        ddb = self._clients("dynamodb")
+        try:
+            description = ddb.describe_table(TableName=table.name)["Table"]
+            self._check_key_schema(table, description)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":
+                raise
+            description = ddb.create_table(**self._create_table_args(table))["TableDescription"]
+            ddb.get_waiter("table_exists").wait(
+                TableName=table.name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+            )
+        if table.ttl_attribute:
+            self._ensure_ttl(table)
+        return self._table_output(description)
+
+    @staticmethod
+    def _create_table_args(table: Table) -> dict[str, Any]:
+        def key_schema(partition, sort):
+            schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
+            if sort is not None:
+                schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
+            return schema
+
+        args: dict[str, Any] = {
+            "TableName": table.name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [
+                {"AttributeName": a.name, "AttributeType": a.type} for a in table.attributes
+            ],
+            "KeySchema": key_schema(table.partition_key, table.sort_key),
+            "SSESpecification": {"Enabled": True},
+        }
+        if table.indexes:
+            args["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": key_schema(index.partition_key, index.sort_key),
+                    "Projection": {"ProjectionType": index.projection},
+                }
+                for index in table.indexes
+            ]
+        if table.stream_view_type:
+            args["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": table.stream_view_type,
+            }
+        return args
+
+    @staticmethod
+    def _check_key_schema(table: Table, description: dict[str, Any]) -> None:
+        wanted = [table.partition_key.name] + ([table.sort_key.name] if table.sort_key else [])
+        actual = [k["AttributeName"] for k in description["KeySchema"]]
+        if wanted != actual:
+            raise ProvisionError(
+                f"table {table.name} exists with key {actual}, declared {wanted}; "
+                "key schemas cannot change in place"
+            )
+
+    def _ensure_ttl(self, table: Table) -> None:
+        ddb = self._clients("dynamodb")
+        current = ddb.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
+        if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            return
+        ddb.update_time_to_live(
+            TableName=table.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
+
+    @staticmethod
+    def _table_output(description: dict[str, Any]) -> dict[str, str]:
+        output = {"name": description["TableName"], "arn": description["TableArn"]}
+        if description.get("LatestStreamArn"):
+            output["stream_arn"] = description["LatestStreamArn"]
+        return output
+
+    # -- S3 ------------------------------------------------------------------
+
+    def bucket(self, bucket: Bucket, outputs: Outputs) -> dict[str, str]:
+        s3 = self._clients("s3")
+        arn = f"arn:aws:s3:::{bucket.name}"
+        try:
+            args: dict[str, Any] = {"Bucket": bucket.name}
+            if outputs.region != "us-east-1":
+                args["CreateBucketConfiguration"] = {"LocationConstraint": outputs.region}
+            s3.create_bucket(**args)
+        except ClientError as error:
+            if _code(error) != "BucketAlreadyOwnedByYou":
+                raise
+        s3.put_bucket_encryption(
+            Bucket=bucket.name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        s3.put_public_access_block(
+            Bucket=bucket.name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        configurations = []
+        for notification in bucket.queue_notifications:
+            queue = outputs.queues[notification.queue_key]
+            self._allow_s3_to_send(queue, arn)
+            configurations.append(
+                {
+                    "QueueArn": queue["arn"],
+                    "Events": list(notification.events),
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": notification.prefix},
+                                {"Name": "suffix", "Value": notification.suffix},
+                            ]
+                        }
+                    },
+                }
+            )
+        if configurations:
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket.name,
+                NotificationConfiguration={"QueueConfigurations": configurations},
+            )
+        return {"name": bucket.name, "arn": arn}
+
+    def _allow_s3_to_send(self, queue: dict[str, str], bucket_arn: str) -> None:
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowUploadsBucketNotifications",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "s3.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue["arn"],
+                    "Condition": {"ArnEquals": {"aws:SourceArn": bucket_arn}},
+                }
+            ],
+        }
+        self._clients("sqs").set_queue_attributes(
+            QueueUrl=queue["url"], Attributes={"Policy": json.dumps(policy)}
+        )
