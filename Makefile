@@ -32,3 +32,18 @@ format: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis out
+
+# --- deploy and package (owned by infra/; see docs/deploy.md) ---------------
+.PHONY: package package-terraform deploy destroy
+
+package: venv
+	$(PY) -m infra package --stage $(STAGE) --format cloudformation
+
+package-terraform: venv
+	$(PY) -m infra package --stage $(STAGE) --format terraform
+
+deploy: venv
+	$(PY) -m infra deploy --stage $(STAGE)
+
+destroy: venv
+	$(PY) -m infra destroy --stage $(STAGE)
