@@ -1,53 +1,310 @@
-"""Being written: REST operations."""
+"""The REST operations, independent of Chalice.
+
+Each operation takes the services, its path parameters, then the query
+parameters, raw body and headers, and returns ``(status, body)``. Errors are
+raised as :mod:`chalicelib.errors` and shaped into JSON by ``app.py``.
+"""
+
+from __future__ import annotations
 
 import json
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib import keys
+from chalicelib.config import UPLOADS_PREFIX
+from chalicelib.errors import BadRequest, NotFound, ValidationFailed
+from chalicelib.pagination import decode_cursor, encode_cursor, invalid_cursor
+from chalicelib.readings import Reading, _identifier, _text, parse_timestamp, problems
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+UPLOAD_URL_SECONDS = 900
+_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,123}\.csv", re.IGNORECASE)
+_INGEST_ID = re.compile(r"[0-9a-f]{32}")
+_END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_START_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_FRAMEWORK_CODES = {405: "method_not_allowed", 415: "unsupported_media_type"}
 
 
-def to_json(body):
-    return json.dumps(body, default=str)
+# -- JSON in and out -----------------------------------------------------------
 
 
-def framework_error(status, message):
-    return {"error": "x", "message": message, "details": []}
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def health(*args):
-    raise NotImplementedError
+def to_json(body: Any) -> str:
+    return json.dumps(body, default=_number)
 
 
-def create_upload(*args):
-    raise NotImplementedError
+def framework_error(status: int, message: str) -> dict[str, Any]:
+    return {
+        "error": _FRAMEWORK_CODES.get(status, "internal_error" if status >= 500 else "bad_request"),
+        "message": message or "request failed",
+        "details": [],
+    }
 
 
-def create_reading(*args):
-    raise NotImplementedError
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
-def list_readings_by_date(*args):
-    raise NotImplementedError
+def parse_body(raw: bytes | None) -> dict[str, Any]:
+    """A JSON object; numbers become Decimal so that no value passes through float."""
+    if not raw:
+        raise BadRequest.field("body", "is required")
+    try:
+        value = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest.field("body", f"is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValidationFailed(
+            "body must be a JSON object", [{"field": "body", "problem": "must be a JSON object"}]
+        )
+    return value
 
 
-def list_location_readings(*args):
-    raise NotImplementedError
+def _query(params: Mapping[str, str] | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        allowed_text = ", ".join(allowed) if allowed else "none"
+        raise BadRequest(
+            f"unknown query parameter(s): {', '.join(unknown)} (allowed: {allowed_text})",
+            [{"field": name, "problem": "is not a known query parameter"} for name in unknown],
+        )
+    return params
 
 
-def get_reading(*args):
-    raise NotImplementedError
+def _limit(params: dict[str, str]) -> int:
+    text = params.get("limit")
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest.field("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
 
 
-def replace_reading(*args):
-    raise NotImplementedError
+def _field(name: str, parse, value: Any) -> Any:
+    try:
+        return parse(value)
+    except (ValueError, TypeError) as error:
+        problem = getattr(error, "message_template", None) or str(error)
+        raise BadRequest.field(name, problem) from None
 
 
-def delete_reading(*args):
-    raise NotImplementedError
+def _reading(body: dict[str, Any]) -> Reading:
+    try:
+        return Reading.model_validate(body)
+    except ValidationError as error:
+        found = problems(error)
+        raise ValidationFailed("the reading is not valid", found) from None
 
 
-def list_ingests(*args):
-    raise NotImplementedError
+def _page(items: list[dict[str, Any]], query: dict[str, Any], position: Any) -> dict[str, Any]:
+    cursor = encode_cursor(query, position) if position is not None else None
+    return {"items": items, "next_cursor": cursor}
 
 
-def get_ingest(*args):
-    raise NotImplementedError
+# -- operations ------------------------------------------------------------------
+
+
+def health(services) -> tuple[int, dict[str, Any]]:
+    return 200, {"status": "ok"}
+
+
+def create_upload(services, params, raw_body, headers) -> tuple[int, dict[str, Any]]:
+    _query(params, ())
+    body = parse_body(raw_body)
+    unknown = sorted(set(body) - {"filename"})
+    filename = body.get("filename")
+    found = [{"field": name, "problem": "is not a known field"} for name in unknown]
+    if not isinstance(filename, str) or not _FILENAME.fullmatch(filename):
+        found.append(
+            {
+                "field": "filename",
+                "problem": "must be a name ending in .csv, up to 128 letters, digits, "
+                "spaces, dots, dashes or underscores",
+            }
+        )
+    if found:
+        raise ValidationFailed("the upload request is not valid", found)
+    key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}/{filename}"
+    bucket = services.settings.uploads_bucket
+    url = services.clients.s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=UPLOAD_URL_SECONDS
+    )
+    return 201, {
+        "bucket": bucket,
+        "key": key,
+        "url": url,
+        "method": "PUT",
+        "expires_in": UPLOAD_URL_SECONDS,
+    }
+
+
+def create_reading(services, params, raw_body, headers) -> tuple[int, dict[str, Any]]:
+    _query(params, ())
+    reading = _reading(parse_body(raw_body))
+    return 201, services.readings.create(reading)
+
+
+def _location(location: str) -> str:
+    return _field("location", lambda v: _identifier(_text(v)), location)
+
+
+def _split_id(reading_id: str) -> tuple[datetime, str]:
+    try:
+        return keys.split_reading_id(reading_id)
+    except ValueError:
+        raise NotFound(f"no reading {reading_id}") from None
+
+
+def get_reading(services, location, reading_id, params, raw_body, headers):
+    _query(params, ())
+    _split_id(reading_id)
+    return 200, services.readings.get(_location(location), reading_id)
+
+
+def replace_reading(services, location, reading_id, params, raw_body, headers):
+    _query(params, ())
+    _split_id(reading_id)
+    location = _location(location)
+    reading = _reading(parse_body(raw_body))
+    mismatched = []
+    if reading.location != location:
+        mismatched.append({"field": "location", "problem": "does not match the URL"})
+    if reading.reading_id != reading_id:
+        mismatched.append(
+            {"field": "timestamp", "problem": "with source, does not match the URL's reading id"}
+        )
+    if mismatched:
+        raise ValidationFailed("a reading's location, time and source identify it", mismatched)
+    return 200, services.readings.replace(reading)
+
+
+def delete_reading(services, location, reading_id, params, raw_body, headers):
+    _query(params, ())
+    _split_id(reading_id)
+    services.readings.delete(_location(location), reading_id)
+    return 204, None
+
+
+def list_location_readings(services, location, params, raw_body, headers):
+    params = _query(params, ("from", "to", "source", "limit", "cursor"))
+    location = _location(location)
+    start = _field("from", parse_timestamp, params["from"]) if "from" in params else None
+    end = _field("to", parse_timestamp, params["to"]) if "to" in params else None
+    start, end = start or _START_OF_TIME, end or _END_OF_TIME
+    if start > end:
+        raise BadRequest.field("from", "must not be later than to")
+    source = params.get("source")
+    if source is not None:
+        source = _field("source", lambda v: _identifier(_text(v)), source)
+    limit = _limit(params)
+    query = {
+        "path": "location",
+        "location": location,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "source": source,
+    }
+    after = None
+    if "cursor" in params:
+        after = decode_cursor(params["cursor"], query)
+        try:
+            ts, _ = keys.split_reading_id(after) if isinstance(after, str) else (None, None)
+        except ValueError:
+            ts = None
+        if ts is None or not start <= ts <= end:
+            raise invalid_cursor()
+    items, resume = services.readings.by_location(location, start, end, source, limit, after)
+    return 200, _page(items, query, resume)
+
+
+def list_readings_by_date(services, params, raw_body, headers):
+    params = _query(params, ("date", "limit", "cursor"))
+    if "date" not in params:
+        raise BadRequest.field("date", "is required (YYYY-MM-DD, UTC)")
+    day = _field("date", date.fromisoformat, params["date"])
+    limit = _limit(params)
+    query = {"path": "date", "date": day.isoformat()}
+    positions = None
+    if "cursor" in params:
+        positions = _shard_positions(decode_cursor(params["cursor"], query), day)
+    items, resume = services.readings.by_date(day, limit, positions)
+    encoded = None if resume is None else {str(n): pos for n, pos in resume.items()}
+    return 200, _page(items, query, encoded)
+
+
+def _shard_positions(raw: Any, day: date) -> dict[int, dict[str, str] | None]:
+    if not isinstance(raw, dict) or not raw:
+        raise invalid_cursor()
+    positions: dict[int, dict[str, str] | None] = {}
+    for shard_text, position in raw.items():
+        if not shard_text.isdigit() or int(shard_text) >= keys.DATE_SHARDS:
+            raise invalid_cursor()
+        shard = int(shard_text)
+        if position is not None:
+            if not isinstance(position, dict) or set(position) != {
+                keys.READING_PK,
+                keys.READING_SK,
+            }:
+                raise invalid_cursor()
+            location, rid = position[keys.READING_PK], position[keys.READING_SK]
+            if not isinstance(location, str) or not isinstance(rid, str):
+                raise invalid_cursor()
+            if keys.date_shard(location, rid) != f"{day.isoformat()}#{shard:02d}":
+                raise invalid_cursor()
+        positions[shard] = position
+    return positions
+
+
+def get_ingest(services, ingest_id, params, raw_body, headers):
+    _query(params, ())
+    job = services.jobs.get(ingest_id) if _INGEST_ID.fullmatch(ingest_id) else None
+    if job is None:
+        raise NotFound(f"no ingest job {ingest_id}")
+    return 200, job
+
+
+def list_ingests(services, params, raw_body, headers):
+    params = _query(params, ("limit", "cursor"))
+    limit = _limit(params)
+    query = {"path": "ingests"}
+    start_key = None
+    if "cursor" in params:
+        start_key = decode_cursor(params["cursor"], query)
+        if not _is_job_key(start_key):
+            raise invalid_cursor()
+    jobs, last = services.jobs.list(limit, start_key)
+    return 200, _page(jobs, query, last)
+
+
+def _is_job_key(value: Any) -> bool:
+    if not isinstance(value, dict) or set(value) != {
+        keys.JOB_PK,
+        keys.JOBS_BY_START_PK,
+        keys.JOBS_BY_START_SK,
+    }:
+        return False
+    job_id, kind, sort = (
+        value[k] for k in (keys.JOB_PK, keys.JOBS_BY_START_PK, keys.JOBS_BY_START_SK)
+    )
+    return (
+        isinstance(job_id, str)
+        and bool(_INGEST_ID.fullmatch(job_id))
+        and kind == keys.JOB_KIND
+        and isinstance(sort, str)
+        and sort.endswith(f"#{job_id}")
+    )

@@ -1,0 +1,164 @@
+"""Ingest: one uploaded CSV object into chunks on the ingest queue.
+
+The object is read as a stream (see :mod:`chalicelib.csvstream`), each row is
+validated on its own, accepted rows are packed into chunks and sent in
+batches while reading, and rejected rows go to ``rejects/{ingest_id}.csv``.
+Totals are recorded last, with SET rather than ADD, so re-running an ingest
+(a redelivered notification, a crash half-way, an operator's replay) gives
+the same job record and, through the writer's chunk markers, the same counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from chalicelib import jobs as job_states
+from chalicelib.chunks import BatchSender, ChunkPacker
+from chalicelib.clock import Backoff
+from chalicelib.config import REJECTS_PREFIX
+from chalicelib.csvstream import CsvRecords, HeaderError, Record
+from chalicelib.dynamo import error_code
+from chalicelib.errors import NotFound
+from chalicelib.jobs import ObjectRef
+from chalicelib.observability import correlated, count, logger
+from chalicelib.readings import CSV_COLUMNS, Reading, problems
+from chalicelib.rejects import RejectsReport
+
+# S3 answers these when the object (or the version the event named) is gone.
+_GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
+_REPLACED = {"PreconditionFailed", "412"}
+
+
+def validate_record(record: Record, header) -> tuple[Reading | None, list[dict[str, str]]]:
+    """A reading, or the problems that reject the record (column and reason each)."""
+    if record.error:
+        return None, [{"field": "", "problem": f"line {record.error}"}]
+    width = len(header.columns)
+    if len(record.fields) > width:
+        return None, [
+            {"field": "", "problem": f"row has {len(record.fields)} fields, the header has {width}"}
+        ]
+    values = {
+        column: record.fields[index]
+        for column, index in header.index.items()
+        if index < len(record.fields)
+    }
+    try:
+        return Reading.model_validate(values), []
+    except ValidationError as error:
+        found = problems(error)
+    if len(record.fields) < width:
+        for problem in found:
+            if problem["problem"] == "is required":
+                problem["problem"] = (
+                    f"is missing: row has {len(record.fields)} fields, the header has {width}"
+                )
+    return None, found
+
+
+def ingest_object(ref: ObjectRef, services) -> dict[str, Any]:
+    """Ingest one object version; returns its job record."""
+    with correlated(ingest_id=ref.ingest_id):
+        job = services.jobs.start(ref)
+        if job["state"] in job_states.DONE_STATES:
+            logger.info("object already ingested", extra={"state": job["state"]})
+            return job
+        return _run(ref, services)
+
+
+def replay(ingest_id: str, services) -> dict[str, Any]:
+    """Ingest a job's object again, whatever its state (the operator's replay)."""
+    job = services.jobs.get(ingest_id)
+    if job is None:
+        raise NotFound(f"no ingest job {ingest_id}")
+    services.jobs.reopen(ingest_id)
+    ref = ObjectRef(
+        bucket=job["bucket"], key=job["key"], version_id=job["version_id"], etag=job["etag"]
+    )
+    with correlated(ingest_id=ingest_id):
+        return _run(ref, services)
+
+
+def _open(ref: ObjectRef, s3: Any):
+    args: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        args["VersionId"] = ref.version_id
+    elif ref.etag:
+        # Read the version the event announced, not whatever replaced it since.
+        args["IfMatch"] = f'"{ref.etag.strip(chr(34))}"'
+    return s3.get_object(**args)["Body"]
+
+
+def _run(ref: ObjectRef, services) -> dict[str, Any]:
+    jobs = services.jobs
+    ingest_id = ref.ingest_id
+    try:
+        body = _open(ref, services.clients.s3)
+    except ClientError as error:
+        code = error_code(error)
+        if code in _GONE:
+            return jobs.fail(ingest_id, "the object no longer exists")
+        if code in _REPLACED:
+            return jobs.fail(ingest_id, "the object was replaced before it could be read")
+        raise
+    try:
+        try:
+            records = CsvRecords(body, CSV_COLUMNS)
+        except HeaderError as error:
+            return jobs.fail(ingest_id, str(error))
+        return _load(ref, records, services)
+    finally:
+        body.close()
+
+
+def _load(ref: ObjectRef, records: CsvRecords, services) -> dict[str, Any]:
+    ingest_id = ref.ingest_id
+    packer = ChunkPacker(ingest_id)
+    sender = BatchSender(
+        services.clients.sqs, services.ingest_queue_url, Backoff(services.clock, attempts=5)
+    )
+    seen = accepted = 0
+    with RejectsReport() as rejects:
+        for record in records:
+            seen += 1
+            reading, found = validate_record(record, records.header)
+            if reading is None:
+                rejects.add(record.line, found, record.fields)
+                continue
+            accepted += 1
+            chunk = packer.add(reading.canonical_row())
+            if chunk:
+                sender.add(chunk)
+        last = packer.flush()
+        if last:
+            sender.add(last)
+        sender.flush()
+        rejects_key = None
+        if rejects.rows:
+            rejects_key = f"{REJECTS_PREFIX}{ingest_id}.csv"
+            rejects.upload(services.clients.s3, ref.bucket, rejects_key)
+    count("RowsAccepted", accepted)
+    count("RowsRejected", rejects.rows)
+    job = services.jobs.set_totals(
+        ingest_id,
+        rows_seen=seen,
+        rows_accepted=accepted,
+        rows_rejected=rejects.rows,
+        chunks_total=packer.chunks,
+        extra_columns=list(records.header.extra) if records.header else [],
+        rejects_key=rejects_key,
+    )
+    logger.info(
+        "object parsed",
+        extra={
+            "rows_seen": seen,
+            "rows_accepted": accepted,
+            "rows_rejected": rejects.rows,
+            "chunks": packer.chunks,
+            "sqs_calls": sender.calls,
+        },
+    )
+    return job

@@ -1,0 +1,45 @@
+"""Structured logs and metrics (Powertools), shared by every handler.
+
+Logs are JSON with correlation keys (ingest id, message id); metrics leave as
+CloudWatch EMF log lines, so publishing them costs no API call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+NAMESPACE = "eventflow"
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "eventflow"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE))
+
+
+def count(name: str, value: int) -> None:
+    if value:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@contextmanager
+def invocation(function: str, stage: str) -> Iterator[None]:
+    """Tag logs with the function, and publish the invocation's metrics when it ends."""
+    logger.append_keys(function=function)
+    metrics.set_default_dimensions(stage=stage)
+    try:
+        yield
+    finally:
+        logger.remove_keys(["function", "ingest_id", "message_id"])
+        metrics.flush_metrics(raise_on_empty_metrics=False)
+
+
+@contextmanager
+def correlated(**keys: str) -> Iterator[None]:
+    logger.append_keys(**keys)
+    try:
+        yield
+    finally:
+        logger.remove_keys(list(keys))
