@@ -20,7 +20,7 @@ run: venv
 
 test: venv
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: venv
 	$(PY) -m ruff check .

@@ -53,7 +53,7 @@ def _request():
 
 @app.route("/health", methods=["GET"], cors=cors)
 def health():
-    return _respond(api.health)
+    return _respond(api.health, *_request())
 
 
 @app.route("/uploads", methods=["POST"], authorizer=write_auth, cors=cors)

@@ -119,7 +119,8 @@ def _page(items: list[dict[str, Any]], query: dict[str, Any], position: Any) -> 
 # -- operations ------------------------------------------------------------------
 
 
-def health(services) -> tuple[int, dict[str, Any]]:
+def health(services, params, raw_body, headers) -> tuple[int, dict[str, Any]]:
+    _query(params, ())
     return 200, {"status": "ok"}
 
 

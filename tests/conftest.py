@@ -1,0 +1,87 @@
+"""Shared fixtures: moto-backed AWS, the provisioned local stack, and the app's services."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from moto import mock_aws
+
+from chalicelib.aws import Clients
+from chalicelib.clock import Clock
+from chalicelib.config import Settings
+from chalicelib.services import Services
+from infra.declaration import declare
+from infra.provision import Provisioner
+from infra.stageconfig import StageConfig
+
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "eventflow")
+
+
+class InstantClock(Clock):
+    """Real time, but retries do not wait; sleeps are recorded for assertions."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch):
+    """Every test runs against fake credentials, never a real account."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("EVENTFLOW_STAGE", "local")
+
+
+@pytest.fixture
+def moto():
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def stage_config() -> StageConfig:
+    return StageConfig.load("local")
+
+
+@pytest.fixture
+def clients(moto) -> Clients:
+    return Clients()
+
+
+@pytest.fixture
+def outputs(clients, stage_config):
+    return Provisioner(clients).apply(declare(stage_config))
+
+
+@pytest.fixture
+def clock() -> InstantClock:
+    return InstantClock()
+
+
+@pytest.fixture
+def services(outputs, clients, stage_config, clock) -> Services:
+    return Services(stage_config.settings(), clients=clients, clock=clock)
+
+
+@pytest.fixture
+def api(services, monkeypatch):
+    """Chalice's test client over the real app, wired to the moto-backed services."""
+    from chalice.test import Client
+
+    import app
+
+    monkeypatch.setattr(app, "services", lambda: services)
+    with Client(app.app, stage_name="local") as client:
+        yield client
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return StageConfig.load("local").settings()
