@@ -33,7 +33,9 @@ def invocation(function: str, stage: str) -> Iterator[None]:
         yield
     finally:
         logger.remove_keys(["function", "ingest_id", "message_id"])
-        metrics.flush_metrics(raise_on_empty_metrics=False)
+        # Flushing nothing only produces a warning (a TestEvent, a skipped duplicate).
+        if metrics.metric_set:
+            metrics.flush_metrics()
 
 
 @contextmanager
