@@ -170,7 +170,8 @@ class IngestJobs:
         response = self.client.update_item(
             TableName=self.table,
             Key=to_item({keys.JOB_PK: ingest_id}),
-            UpdateExpression="SET #s = :running, updated_at = :now REMOVE reason, finished_at",
+            UpdateExpression="SET #s = :running, updated_at = :now "
+            "REMOVE reason, finished_at, last_error",
             ConditionExpression="attribute_exists(#id)",
             ExpressionAttributeNames={"#s": "state", "#id": keys.JOB_PK},
             ExpressionAttributeValues=to_item({":running": RUNNING, ":now": self._now()}),

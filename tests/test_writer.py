@@ -162,3 +162,15 @@ def test_batch_write_uses_25_items_per_call(clock):
             stub.add_response("batch_write_item", {"UnprocessedItems": {}})
         assert batch_put(client, "t", items, ("location", "reading_id"), Backoff(clock)) == 3
         stub.assert_no_pending_responses()
+
+
+def test_reopening_a_job_clears_its_failure(services, job):
+    services.jobs.note_error(job, "RuntimeError: boom")
+    services.jobs.fail(job, "gave up")
+    reopened = services.jobs.reopen(job)
+    assert (reopened["state"], reopened["reason"], reopened["last_error"]) == (
+        "RUNNING",
+        None,
+        None,
+    )
+    assert reopened["finished_at"] is None
