@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) -m localcloud up
 
-test: venv
+test: venv checkov-venv
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
@@ -34,7 +34,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis out
 
 # --- deploy and package (owned by infra/; see docs/deploy.md) ---------------
-.PHONY: package package-terraform deploy destroy
+.PHONY: package package-terraform deploy destroy checkov-venv
 
 package: venv
 	$(PY) -m infra package --stage $(STAGE) --format cloudformation
@@ -47,3 +47,14 @@ deploy: venv
 
 destroy: venv
 	$(PY) -m infra destroy --stage $(STAGE)
+
+# checkov pins boto3 & co. against requirements-dev.txt, so it gets its own
+# virtualenv; tests/infra/test_checkov.py runs .venv-checkov/bin/checkov.
+CHECKOV_VENV ?= .venv-checkov
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt constraints-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt -c constraints-checkov.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed

@@ -1,7 +1,8 @@
-"""``python -m infra provision|outputs --stage STAGE``.
+"""``python -m infra provision|outputs|package|deploy|destroy --stage STAGE``.
 
 Talks to whatever boto3 is configured for: ``AWS_ENDPOINT_URL`` for the local
-cloud, or a real account through the usual AWS configuration.
+cloud (or a moto server standing in for AWS), or a real account through the
+usual AWS configuration. ``package`` makes no AWS call.
 """
 
 from __future__ import annotations
@@ -10,32 +11,63 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from chalicelib.aws import Clients
+from infra.chalicecli import ChaliceError
 from infra.declaration import declare
+from infra.deploy import DeployError
+from infra.package import PackageError
 from infra.provision import Provisioner, ProvisionError
-from infra.stageconfig import StageConfig, UnknownStageError
+from infra.stageconfig import PROJECT_DIR, StageConfig, UnknownStageError
+
+COMMANDS = ("provision", "outputs", "package", "deploy", "destroy")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
-    parser.add_argument("command", choices=("provision", "outputs"))
+    parser.add_argument("command", choices=COMMANDS)
     parser.add_argument("--stage", required=True)
+    parser.add_argument(
+        "--format", default="cloudformation", choices=("cloudformation", "terraform")
+    )
+    parser.add_argument(
+        "--out", type=Path, help="package directory (default out/STAGE or out/STAGE-terraform)"
+    )
+    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR)
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     try:
-        stack = declare(StageConfig.load(args.stage))
-        provisioner = Provisioner(Clients())
-        if args.command == "provision":
-            outputs = provisioner.apply(stack)
-        else:
-            outputs = provisioner.describe(stack)
-    except (UnknownStageError, ProvisionError) as error:
+        config = StageConfig.load(args.stage, args.project_dir / ".chalice" / "config.json")
+        stack = declare(config)
+        result = _run(args, config, stack)
+    except (UnknownStageError, ProvisionError, ChaliceError, DeployError, PackageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    json.dump(outputs.to_dict(), sys.stdout, indent=2, sort_keys=True)
+    json.dump(result, sys.stdout, indent=2, sort_keys=True, default=str)
     print()
     return 0
+
+
+def _run(args: argparse.Namespace, config: StageConfig, stack) -> dict:
+    if args.command == "package":
+        from infra.package import package
+
+        # Separate directories: Terraform reads every *.tf.json in its directory.
+        default = args.stage if args.format == "cloudformation" else f"{args.stage}-terraform"
+        out = args.out or args.project_dir / "out" / default
+        files = package(config, stack, args.project_dir, out, args.format)
+        return {"written": [str(path) for path in files]}
+    clients = Clients()
+    if args.command == "provision":
+        return Provisioner(clients).apply(stack).to_dict()
+    if args.command == "outputs":
+        return Provisioner(clients).describe(stack).to_dict()
+    from infra import deploy
+
+    if args.command == "deploy":
+        return deploy.deploy(clients, config, stack, args.project_dir)
+    return deploy.destroy(clients, stack, args.project_dir)
 
 
 if __name__ == "__main__":

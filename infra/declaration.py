@@ -12,7 +12,8 @@ here as :class:`EventSourceSettings`, next to the resources they attach to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 
 from chalicelib import keys
 from chalicelib.config import UPLOADS_PREFIX, Settings, dlq_name
@@ -27,6 +28,7 @@ VISIBILITY_TIMEOUT_FACTOR = 6
 SOURCE_RETENTION_SECONDS = 4 * 24 * 3600
 # The longest SQS allows: a DLQ must outlive the time it takes to notice it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+ALERTS_TOPIC_KEY = "alerts"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Table:
     indexes: tuple[Index, ...] = ()
     stream_view_type: str | None = None
     ttl_attribute: str | None = None
+    # Continuous backups: a bad deploy or a bad ingest can be undone to the second.
+    point_in_time_recovery: bool = True
 
     @property
     def attributes(self) -> tuple[KeyAttribute, ...]:
@@ -102,9 +106,76 @@ class QueueNotification:
 
 @dataclass(frozen=True)
 class Bucket:
+    """A private, encrypted bucket; every request to it must use TLS."""
+
     key: str
     name: str
     queue_notifications: tuple[QueueNotification, ...] = ()
+    # Versioning lets an overwritten or deleted upload be recovered; the
+    # lifecycle below keeps the old versions from accumulating forever.
+    versioned: bool = True
+    noncurrent_version_days: int = 30
+    abort_incomplete_upload_days: int = 1
+    tls_only: bool = True
+
+
+@dataclass(frozen=True)
+class Topic:
+    """An SNS topic; alarms notify the ``alerts`` topic."""
+
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda function that Chalice creates; declared for IAM, alarms and the dashboard.
+
+    ``name`` is Chalice's function name (``api_handler`` for the REST API), and
+    ``physical_name`` the deployed name: ``eventflow-{stage}-{name}``, except
+    ``eventflow-{stage}`` for the API handler.
+    """
+
+    name: str
+    physical_name: str
+    timeout: int
+    memory_size: int
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """A CloudWatch alarm on one metric; it notifies ``topic_key`` on ALARM and OK."""
+
+    key: str
+    name: str
+    description: str
+    namespace: str
+    metric_name: str
+    dimensions: tuple[tuple[str, str], ...]
+    statistic: str
+    period: int
+    evaluation_periods: int
+    threshold: float
+    comparison: str
+    topic_key: str
+    treat_missing_data: str = "notBreaching"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A CloudWatch dashboard; ``body(region)`` is its JSON, for a region."""
+
+    key: str
+    name: str
+    widgets: tuple[dict, ...]
+
+    # Renderers that cannot know the region yet (CloudFormation, Terraform)
+    # pass their own expression for it, which this placeholder marks.
+    REGION_PLACEHOLDER = "@@REGION@@"
+
+    def body(self, region: str = REGION_PLACEHOLDER) -> str:
+        text = json.dumps({"widgets": list(self.widgets)}, sort_keys=True)
+        return text.replace(self.REGION_PLACEHOLDER, region)
 
 
 @dataclass(frozen=True)
@@ -129,6 +200,22 @@ class Stack:
     queues: tuple[Queue, ...]
     buckets: tuple[Bucket, ...]
     event_sources: tuple[EventSourceSettings, ...] = field(default=())
+    topics: tuple[Topic, ...] = ()
+    functions: tuple[Function, ...] = ()
+    alarms: tuple[Alarm, ...] = ()
+    dashboards: tuple[Dashboard, ...] = ()
+
+    @property
+    def resources(self) -> tuple[object, ...]:
+        """Every declared resource, in an order that creates dependencies first."""
+        return (
+            *self.queues,
+            *self.tables,
+            *self.topics,
+            *self.buckets,
+            *self.alarms,
+            *self.dashboards,
+        )
 
     def queue(self, key: str) -> Queue:
         return _by_key(self.queues, key)
@@ -138,6 +225,15 @@ class Stack:
 
     def bucket(self, key: str) -> Bucket:
         return _by_key(self.buckets, key)
+
+    def topic(self, key: str) -> Topic:
+        return _by_key(self.topics, key)
+
+    def function(self, name: str) -> Function:
+        for function in self.functions:
+            if function.name == name:
+                return function
+        raise KeyError(f"no function declared named {name!r}")
 
     def event_source(self, function: str) -> EventSourceSettings:
         for source in self.event_sources:
@@ -208,13 +304,41 @@ def declare(config: StageConfig) -> Stack:
         event_sources.append(
             EventSourceSettings(function="ingest_from_queue", source_key="s3-events")
         )
-    uploads = Bucket(key="uploads", name=settings.uploads_bucket, queue_notifications=notifications)
+    uploads = Bucket(
+        key="uploads",
+        name=settings.uploads_bucket,
+        queue_notifications=notifications,
+        # The local cloud serves S3 over plain HTTP on 127.0.0.1, where a
+        # TLS-only policy would deny every request (moto enforces it).
+        tls_only=config.stage != "local",
+    )
+    alerts = Topic(key=ALERTS_TOPIC_KEY, name=settings.name("alerts"))
 
-    return Stack(
+    ingest_function = "ingest_from_queue" if settings.ingest_trigger == "sqs" else "ingest_from_s3"
+    functions = tuple(
+        Function(
+            name=name,
+            # Chalice names the REST API's function after the app and stage alone.
+            physical_name=settings.name(name) if name != "api_handler" else settings.name("")[:-1],
+            timeout=config.lambda_timeout(name),
+            memory_size=config.lambda_memory_size(name),
+        )
+        for name in ("api_handler", ingest_function, "write_readings")
+    )
+
+    stack = Stack(
         stage=config.stage,
         settings=settings,
         tables=(readings, ingests),
         queues=tuple(queues),
         buckets=(uploads,),
         event_sources=tuple(event_sources),
+        topics=(alerts,),
+        functions=functions,
     )
+    # Alarms and the dashboard are derived from the resources above, so a new
+    # queue or function is watched without anyone remembering to add it.
+    # Imported here because infra.alarms builds on this module's classes.
+    from infra import alarms
+
+    return replace(stack, alarms=alarms.derive(stack), dashboards=(alarms.dashboard(stack),))

@@ -15,7 +15,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.declaration import Bucket, Queue, Stack, Table
+from infra import arns
+from infra.cloudformation import s3_send_policy, tls_only_policy
+from infra.declaration import Alarm, Bucket, Dashboard, Queue, Stack, Table, Topic
 
 
 class ProvisionError(RuntimeError):
@@ -30,6 +32,7 @@ class Outputs:
     tables: dict[str, dict[str, str]] = field(default_factory=dict)
     queues: dict[str, dict[str, str]] = field(default_factory=dict)
     buckets: dict[str, dict[str, str]] = field(default_factory=dict)
+    topics: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +40,7 @@ class Outputs:
             "tables": self.tables,
             "queues": self.queues,
             "buckets": self.buckets,
+            "topics": self.topics,
         }
 
 
@@ -60,6 +64,12 @@ class Provisioner:
             outputs.tables[table.key] = self.table(table)
         for bucket in stack.buckets:
             outputs.buckets[bucket.key] = self.bucket(bucket, outputs)
+        for topic in stack.topics:
+            outputs.topics[topic.key] = self.topic(topic)
+        for alarm in stack.alarms:
+            self.alarm(alarm, outputs)
+        for dashboard in stack.dashboards:
+            self.dashboard(dashboard, region)
         return outputs
 
     def describe(self, stack: Stack) -> Outputs:
@@ -82,6 +92,13 @@ class Provisioner:
                 "name": bucket.name,
                 "arn": f"arn:aws:s3:::{bucket.name}",
             }
+        # Topic ARNs follow from the account, which any queue ARN already names.
+        account = next(iter(outputs.queues.values()))["arn"].split(":")[4] if stack.queues else ""
+        for topic in stack.topics:
+            filled = arns.Account(account_id=account, region=outputs.region).fill(
+                arns.topic(topic.name)
+            )
+            outputs.topics[topic.key] = {"name": topic.name, "arn": filled}
         return outputs
 
     # -- SQS ---------------------------------------------------------------
@@ -144,7 +161,25 @@ class Provisioner:
             )
         if table.ttl_attribute:
             self._ensure_ttl(table)
+        self._ensure_pitr(table)
         return self._table_output(description)
+
+    def _ensure_pitr(self, table: Table) -> None:
+        ddb = self._clients("dynamodb")
+        current = ddb.describe_continuous_backups(TableName=table.name)
+        status = (
+            current["ContinuousBackupsDescription"]
+            .get("PointInTimeRecoveryDescription", {})
+            .get("PointInTimeRecoveryStatus")
+        )
+        if (status == "ENABLED") == table.point_in_time_recovery:
+            return
+        ddb.update_continuous_backups(
+            TableName=table.name,
+            PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": table.point_in_time_recovery
+            },
+        )
 
     @staticmethod
     def _create_table_args(table: Table) -> dict[str, Any]:
@@ -234,6 +269,37 @@ class Provisioner:
                 "RestrictPublicBuckets": True,
             },
         )
+        s3.put_bucket_ownership_controls(
+            Bucket=bucket.name,
+            OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        )
+        if bucket.versioned:
+            s3.put_bucket_versioning(
+                Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
+            )
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket.name,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "expire-noncurrent-and-abort-incomplete",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "NoncurrentVersionExpiration": {
+                            "NoncurrentDays": bucket.noncurrent_version_days
+                        },
+                        "AbortIncompleteMultipartUpload": {
+                            "DaysAfterInitiation": bucket.abort_incomplete_upload_days
+                        },
+                    }
+                ]
+            },
+        )
+        if bucket.tls_only:
+            s3.put_bucket_policy(
+                Bucket=bucket.name,
+                Policy=json.dumps(tls_only_policy(arn, f"{arn}/*")),
+            )
         configurations = []
         for notification in bucket.queue_notifications:
             queue = outputs.queues[notification.queue_key]
@@ -260,19 +326,39 @@ class Provisioner:
         return {"name": bucket.name, "arn": arn}
 
     def _allow_s3_to_send(self, queue: dict[str, str], bucket_arn: str) -> None:
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowUploadsBucketNotifications",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "s3.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue["arn"],
-                    "Condition": {"ArnEquals": {"aws:SourceArn": bucket_arn}},
-                }
-            ],
-        }
+        account = queue["arn"].split(":")[4]
+        policy = s3_send_policy(queue["arn"], bucket_arn, account)
         self._clients("sqs").set_queue_attributes(
             QueueUrl=queue["url"], Attributes={"Policy": json.dumps(policy)}
+        )
+
+    # -- SNS, CloudWatch -----------------------------------------------------
+
+    def topic(self, topic: Topic) -> dict[str, str]:
+        # CreateTopic is idempotent for the same name and attributes.
+        arn = self._clients("sns").create_topic(Name=topic.name)["TopicArn"]
+        return {"name": topic.name, "arn": arn}
+
+    def alarm(self, alarm: Alarm, outputs: Outputs) -> None:
+        # PutMetricAlarm creates or replaces: idempotent by name.
+        topic_arn = outputs.topics[alarm.topic_key]["arn"]
+        self._clients("cloudwatch").put_metric_alarm(
+            AlarmName=alarm.name,
+            AlarmDescription=alarm.description,
+            Namespace=alarm.namespace,
+            MetricName=alarm.metric_name,
+            Dimensions=[{"Name": n, "Value": v} for n, v in alarm.dimensions],
+            Statistic=alarm.statistic,
+            Period=alarm.period,
+            EvaluationPeriods=alarm.evaluation_periods,
+            Threshold=float(alarm.threshold),
+            ComparisonOperator=alarm.comparison,
+            TreatMissingData=alarm.treat_missing_data,
+            AlarmActions=[topic_arn],
+            OKActions=[topic_arn],
+        )
+
+    def dashboard(self, dashboard: Dashboard, region: str) -> None:
+        self._clients("cloudwatch").put_dashboard(
+            DashboardName=dashboard.name, DashboardBody=dashboard.body(region)
         )

@@ -17,6 +17,10 @@ from infra.stageconfig import StageConfig
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "eventflow")
 
+# Records every AWS call the handlers make, and fails the run if a function's
+# derived IAM policy does not allow one of them (see tests/plugins/iam_calls.py).
+pytest_plugins = ["tests.plugins.iam_calls"]
+
 
 class InstantClock(Clock):
     """Real time, but retries do not wait; sleeps are recorded for assertions."""

@@ -1,0 +1,481 @@
+"""The ``chalice package --merge-template`` file, rendered from the declaration.
+
+Chalice generates the functions, their roles, their event sources and the API;
+this template is deep-merged into that output and adds:
+
+* every declared resource (queues with DLQs, tables, the bucket and its TLS-only
+  policy, the alerts topic, alarms, the dashboard), each rendered by exactly one
+  function in :data:`RENDERERS`: a resource type without one raises
+  :class:`UnrenderableResource` instead of being left out silently;
+* each role's policy, replaced by the least-privilege one from :mod:`infra.iam`
+  (lists are replaced whole by the merge, which is what we want here);
+* the event-source settings Chalice cannot express: ``FunctionResponseTypes``,
+  ``FilterCriteria`` and, on streams, bisect, retry bounds and the on-failure
+  destination. The queue or stream is overridden with an ``Fn::Sub`` of the
+  declared resource, the same intrinsic key Chalice uses, because merging an
+  ``Fn::GetAtt`` onto Chalice's ``Fn::Sub`` would leave two intrinsic keys in
+  one dict (cfn-lint E3017), and so that the mapping depends on the resource.
+
+Stateful resources (tables, the bucket) are retained when the stack is deleted
+or a change would replace them: losing data must take a deliberate step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalice.utils import to_cfn_resource_name
+
+from infra import arns, iam
+from infra.declaration import (
+    Alarm,
+    Bucket,
+    Dashboard,
+    EventSourceSettings,
+    Queue,
+    Stack,
+    Table,
+    Topic,
+)
+
+Template = dict[str, Any]
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+
+
+class UnrenderableResource(TypeError):
+    """The declaration holds a resource type that no renderer knows."""
+
+
+def camel(key: str) -> str:
+    return to_cfn_resource_name(key.replace("/", "-"))
+
+
+# -- logical ids: the contract with Chalice's generated names ----------------
+
+
+def function_id(function: str) -> str:
+    # Chalice special-cases the API handler's logical id.
+    return "APIHandler" if function == "api_handler" else to_cfn_resource_name(function)
+
+
+def role_id(function: str) -> str:
+    return to_cfn_resource_name(f"{function}_role")
+
+
+def event_id(function: str, kind: str) -> str:
+    return to_cfn_resource_name(f"{function}-{kind}-event-source")
+
+
+def queue_id(queue: Queue) -> str:
+    return f"{camel(queue.key)}Queue"
+
+
+def dlq_id(queue: Queue) -> str:
+    return f"{camel(queue.key)}Dlq"
+
+
+def table_id(table: Table) -> str:
+    return f"{camel(table.key)}Table"
+
+
+def bucket_id(bucket: Bucket) -> str:
+    return f"{camel(bucket.key)}Bucket"
+
+
+def topic_id(topic: Topic) -> str:
+    return f"{camel(topic.key)}Topic"
+
+
+def alarm_id(alarm: Alarm) -> str:
+    return f"{camel(alarm.key)}Alarm"
+
+
+def dashboard_id(dashboard: Dashboard) -> str:
+    return f"{camel(dashboard.key)}Dashboard"
+
+
+def sub(template: str) -> dict[str, str]:
+    return {"Fn::Sub": template}
+
+
+# -- resources -----------------------------------------------------------------
+
+
+def _queue(queue: Queue, stack: Stack) -> Template:
+    fifo = {"FifoQueue": True} if queue.fifo else {}
+    dlq = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "QueueName": queue.dlq_name,
+            "MessageRetentionPeriod": queue.dlq_retention_seconds,
+            "SqsManagedSseEnabled": True,
+            **fifo,
+        },
+    }
+    source = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "QueueName": queue.name,
+            "VisibilityTimeout": queue.visibility_timeout,
+            "MessageRetentionPeriod": queue.retention_seconds,
+            "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id(queue), "Arn"]},
+                "maxReceiveCount": queue.max_receive_count,
+            },
+            **fifo,
+        },
+    }
+    return {dlq_id(queue): dlq, queue_id(queue): source}
+
+
+def _key_schema(partition, sort) -> list[dict[str, str]]:
+    schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
+    if sort is not None:
+        schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
+    return schema
+
+
+def _table(table: Table, stack: Stack) -> Template:
+    properties: dict[str, Any] = {
+        "TableName": table.name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": a.name, "AttributeType": a.type} for a in table.attributes
+        ],
+        "KeySchema": _key_schema(table.partition_key, table.sort_key),
+        "SSESpecification": {"SSEEnabled": True},
+        "PointInTimeRecoverySpecification": {
+            "PointInTimeRecoveryEnabled": table.point_in_time_recovery
+        },
+    }
+    if table.indexes:
+        properties["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": _key_schema(index.partition_key, index.sort_key),
+                "Projection": {"ProjectionType": index.projection},
+            }
+            for index in table.indexes
+        ]
+    if table.ttl_attribute:
+        properties["TimeToLiveSpecification"] = {
+            "AttributeName": table.ttl_attribute,
+            "Enabled": True,
+        }
+    if table.stream_view_type:
+        properties["StreamSpecification"] = {"StreamViewType": table.stream_view_type}
+    return {table_id(table): {"Type": "AWS::DynamoDB::Table", **RETAIN, "Properties": properties}}
+
+
+def _bucket(bucket: Bucket, stack: Stack) -> Template:
+    resources: Template = {}
+    properties: dict[str, Any] = {
+        "BucketName": bucket.name,
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+            ]
+        },
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "LifecycleConfiguration": {
+            "Rules": [
+                {
+                    "Id": "expire-noncurrent-and-abort-incomplete",
+                    "Status": "Enabled",
+                    "NoncurrentVersionExpiration": {
+                        "NoncurrentDays": bucket.noncurrent_version_days
+                    },
+                    "AbortIncompleteMultipartUpload": {
+                        "DaysAfterInitiation": bucket.abort_incomplete_upload_days
+                    },
+                }
+            ]
+        },
+    }
+    if bucket.versioned:
+        properties["VersioningConfiguration"] = {"Status": "Enabled"}
+    depends_on: list[str] = []
+    if bucket.queue_notifications:
+        configurations = []
+        for notification in bucket.queue_notifications:
+            queue = stack.queue(notification.queue_key)
+            # S3 checks that it may send when the notification is saved, so the
+            # queue policy must exist before the bucket's configuration does.
+            policy_id = f"{queue_id(queue)}Policy"
+            resources[policy_id] = _s3_queue_policy(queue, bucket)
+            depends_on.append(policy_id)
+            for event in notification.events:
+                configurations.append(
+                    {
+                        "Event": event,
+                        "Queue": {"Fn::GetAtt": [queue_id(queue), "Arn"]},
+                        "Filter": {
+                            "S3Key": {
+                                "Rules": [
+                                    {"Name": "prefix", "Value": notification.prefix},
+                                    {"Name": "suffix", "Value": notification.suffix},
+                                ]
+                            }
+                        },
+                    }
+                )
+        properties["NotificationConfiguration"] = {"QueueConfigurations": configurations}
+    resources[bucket_id(bucket)] = {
+        "Type": "AWS::S3::Bucket",
+        **RETAIN,
+        **({"DependsOn": depends_on} if depends_on else {}),
+        "Properties": properties,
+    }
+    if bucket.tls_only:
+        resources[f"{bucket_id(bucket)}Policy"] = {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": bucket_id(bucket)},
+                "PolicyDocument": tls_only_policy(
+                    sub(arns.bucket(bucket.name)), sub(arns.objects(bucket.name, ""))
+                ),
+            },
+        }
+    return resources
+
+
+def tls_only_policy(bucket_arn: Any, objects_arn: Any) -> dict[str, Any]:
+    """Deny every request to the bucket that does not arrive over TLS."""
+    return {
+        "Version": iam.POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, objects_arn],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def s3_send_policy(queue_arn: Any, bucket_arn: Any, account: Any) -> dict[str, Any]:
+    """Let the uploads bucket, and only it, send notifications to a queue."""
+    return {
+        "Version": iam.POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "AllowUploadsBucketNotifications",
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {
+                    "ArnEquals": {"aws:SourceArn": bucket_arn},
+                    "StringEquals": {"aws:SourceAccount": account},
+                },
+            }
+        ],
+    }
+
+
+def _s3_queue_policy(queue: Queue, bucket: Bucket) -> Template:
+    return {
+        "Type": "AWS::SQS::QueuePolicy",
+        "Properties": {
+            "Queues": [{"Ref": queue_id(queue)}],
+            "PolicyDocument": s3_send_policy(
+                {"Fn::GetAtt": [queue_id(queue), "Arn"]},
+                sub(arns.bucket(bucket.name)),
+                {"Ref": "AWS::AccountId"},
+            ),
+        },
+    }
+
+
+def _topic(topic: Topic, stack: Stack) -> Template:
+    return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": topic.name}}}
+
+
+def _alarm(alarm: Alarm, stack: Stack) -> Template:
+    topic = {"Ref": topic_id(stack.topic(alarm.topic_key))}
+    return {
+        alarm_id(alarm): {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmName": alarm.name,
+                "AlarmDescription": alarm.description,
+                "Namespace": alarm.namespace,
+                "MetricName": alarm.metric_name,
+                "Dimensions": [{"Name": n, "Value": v} for n, v in alarm.dimensions],
+                "Statistic": alarm.statistic,
+                "Period": alarm.period,
+                "EvaluationPeriods": alarm.evaluation_periods,
+                "Threshold": alarm.threshold,
+                "ComparisonOperator": alarm.comparison,
+                "TreatMissingData": alarm.treat_missing_data,
+                "AlarmActions": [topic],
+                "OKActions": [topic],
+            },
+        }
+    }
+
+
+def _dashboard(dashboard: Dashboard, stack: Stack) -> Template:
+    return {
+        dashboard_id(dashboard): {
+            "Type": "AWS::CloudWatch::Dashboard",
+            "Properties": {
+                "DashboardName": dashboard.name,
+                "DashboardBody": sub(dashboard.body(arns.REGION)),
+            },
+        }
+    }
+
+
+RENDERERS: dict[type, Callable[[Any, Stack], Template]] = {
+    Queue: _queue,
+    Table: _table,
+    Bucket: _bucket,
+    Topic: _topic,
+    Alarm: _alarm,
+    Dashboard: _dashboard,
+}
+
+
+def render_resource(resource: object, stack: Stack) -> Template:
+    renderer = RENDERERS.get(type(resource))
+    if renderer is None:
+        raise UnrenderableResource(
+            f"no CloudFormation renderer for {type(resource).__name__}; add one to "
+            "infra.cloudformation.RENDERERS"
+        )
+    return renderer(resource, stack)
+
+
+# -- functions: roles, mappings, environment ----------------------------------
+
+
+def event_properties(stack: Stack, source: EventSourceSettings) -> tuple[str, dict[str, Any]]:
+    """Chalice's event name and the SAM event properties to merge into it."""
+    properties: dict[str, Any] = {}
+    if source.report_batch_item_failures:
+        properties["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+    if source.filter_patterns:
+        properties["FilterCriteria"] = {
+            "Filters": [{"Pattern": pattern} for pattern in source.filter_patterns]
+        }
+    if source.source_key in {queue.key for queue in stack.queues}:
+        properties["Queue"] = sub(f"${{{queue_id(stack.queue(source.source_key))}.Arn}}")
+        return event_id(source.function, "sqs"), properties
+    table = stack.table(source.source_key)
+    properties["Stream"] = sub(f"${{{table_id(table)}.StreamArn}}")
+    if source.bisect_batch_on_error is not None:
+        properties["BisectBatchOnFunctionError"] = source.bisect_batch_on_error
+    if source.maximum_retry_attempts is not None:
+        properties["MaximumRetryAttempts"] = source.maximum_retry_attempts
+    if source.maximum_record_age_seconds is not None:
+        properties["MaximumRecordAgeInSeconds"] = source.maximum_record_age_seconds
+    if source.on_failure_queue_key:
+        target = stack.queue(source.on_failure_queue_key)
+        properties["DestinationConfig"] = {
+            "OnFailure": {"Type": "SQS", "Destination": sub(f"${{{queue_id(target)}.Arn}}")}
+        }
+    return event_id(source.function, "dynamodb"), properties
+
+
+def cfn_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """An :mod:`infra.iam` document with each ARN template wrapped in ``Fn::Sub``."""
+    return {
+        "Version": document["Version"],
+        "Statement": [
+            {**s, "Resource": [sub(r) if "${" in r else r for r in s["Resource"]]}
+            for s in document["Statement"]
+        ],
+    }
+
+
+def _function_patches(stack: Stack) -> Template:
+    resources: Template = {}
+    if any(function.name == "api_handler" for function in stack.functions):
+        # X-Ray on the REST API stage (sampled), so a slow request can be traced.
+        resources["RestAPI"] = {"Properties": {"TracingEnabled": True}}
+    uploads = stack.buckets[0] if stack.buckets else None
+    for function in stack.functions:
+        properties: dict[str, Any] = {}
+        if uploads is not None:
+            # A Ref orders the function after the bucket; the value equals the
+            # name the app would derive, so behaviour does not change.
+            properties["Environment"] = {
+                "Variables": {"EVENTFLOW_UPLOADS_BUCKET": {"Ref": bucket_id(uploads)}}
+            }
+        events = {}
+        for source in stack.event_sources:
+            if source.function == function.name:
+                name, event = event_properties(stack, source)
+                events[name] = {"Properties": event}
+        if events:
+            properties["Events"] = events
+        resources[function_id(function.name)] = {"Properties": properties}
+        resources[role_id(function.name)] = {
+            "Properties": {
+                "Policies": [
+                    {
+                        "PolicyName": f"{role_id(function.name)}Policy",
+                        "PolicyDocument": cfn_policy(iam.policy(stack, function.name)),
+                    }
+                ]
+            }
+        }
+    return resources
+
+
+def _outputs(stack: Stack) -> Template:
+    outputs: Template = {}
+    for queue in stack.queues:
+        outputs[f"{queue_id(queue)}Url"] = {"Value": {"Ref": queue_id(queue)}}
+        outputs[f"{dlq_id(queue)}Url"] = {"Value": {"Ref": dlq_id(queue)}}
+    for table in stack.tables:
+        outputs[f"{table_id(table)}Name"] = {"Value": {"Ref": table_id(table)}}
+    for bucket in stack.buckets:
+        outputs[f"{bucket_id(bucket)}Name"] = {"Value": {"Ref": bucket_id(bucket)}}
+    for topic in stack.topics:
+        outputs[f"{topic_id(topic)}Arn"] = {"Value": {"Ref": topic_id(topic)}}
+    return outputs
+
+
+def merge_template(stack: Stack) -> Template:
+    """The whole merge template for one stage."""
+    resources: Template = {}
+    for resource in stack.resources:
+        rendered = render_resource(resource, stack)
+        clash = set(rendered) & set(resources)
+        if clash:
+            raise ValueError(f"logical ids declared twice: {sorted(clash)}")
+        resources.update(rendered)
+    resources.update(_function_patches(stack))
+    return {"Resources": resources, "Outputs": _outputs(stack)}
+
+
+def check_merged(template: Template, stack: Stack) -> None:
+    """Fail if a patch named a logical id that Chalice did not generate.
+
+    A misnamed patch would merge into a new, typeless resource instead of
+    Chalice's one; catching it here names the culprit.
+    """
+    for function in stack.functions:
+        for logical_id in (function_id(function.name), role_id(function.name)):
+            if "Type" not in template["Resources"].get(logical_id, {}):
+                raise ValueError(
+                    f"{logical_id} is not in Chalice's template: Chalice's naming changed?"
+                )
+
+
+def dumps(template: Template) -> str:
+    return json.dumps(template, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,133 @@
+"""``python -m infra deploy|destroy``: ``chalice deploy`` with the declaration around it.
+
+Deploy, in order:
+
+1. provision the declared resources (:class:`~infra.provision.Provisioner`),
+   so the queues and tables the functions are wired to exist first;
+2. write each function's least-privilege policy file, with this account's
+   concrete ARNs, and run ``chalice deploy``;
+3. apply the event-source-mapping settings Chalice cannot express
+   (:func:`apply_mapping_settings`), finding each mapping's UUID in
+   ``.chalice/deployed/<stage>.json``. Chalice keeps these settings on a later
+   deploy, but a mapping it recreates loses them, so the step compares and
+   updates on every deploy; when nothing differs it makes no write at all.
+
+Destroy runs ``chalice delete`` (functions, roles, API, mappings), then deletes
+the declared resources (:class:`~infra.teardown.Teardown`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from infra import iam
+from infra.arns import Account
+from infra.chalicecli import run, write_policy_files
+from infra.declaration import EventSourceSettings, Stack
+from infra.provision import Outputs, Provisioner
+from infra.stageconfig import StageConfig
+from infra.teardown import Teardown
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+def deployed_mappings(project_dir: Path, stage: str) -> dict[str, str]:
+    """Event UUIDs by function name, from Chalice's deployed-state file."""
+    path = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    if not path.exists():
+        raise DeployError(f"{path} does not exist: has `chalice deploy --stage {stage}` run?")
+    uuids = {}
+    for resource in json.loads(path.read_text()).get("resources", []):
+        if resource.get("resource_type") in ("sqs_event", "dynamodb_event", "kinesis_event"):
+            # Chalice names them "<function>-<kind>-event-source".
+            function = resource["name"].rsplit("-", 3)[0]
+            uuids[function] = resource["event_uuid"]
+    return uuids
+
+
+def wanted_settings(stack: Stack, source: EventSourceSettings, outputs: Outputs) -> dict[str, Any]:
+    """UpdateEventSourceMapping arguments for one declared mapping."""
+    wanted: dict[str, Any] = {
+        "FunctionResponseTypes": (
+            ["ReportBatchItemFailures"] if source.report_batch_item_failures else []
+        ),
+        "FilterCriteria": {"Filters": [{"Pattern": p} for p in source.filter_patterns]},
+    }
+    if source.source_key in {queue.key for queue in stack.queues}:
+        return wanted
+    # Stream-only settings.
+    if source.bisect_batch_on_error is not None:
+        wanted["BisectBatchOnFunctionError"] = source.bisect_batch_on_error
+    if source.maximum_retry_attempts is not None:
+        wanted["MaximumRetryAttempts"] = source.maximum_retry_attempts
+    if source.maximum_record_age_seconds is not None:
+        wanted["MaximumRecordAgeInSeconds"] = source.maximum_record_age_seconds
+    if source.on_failure_queue_key:
+        arn = outputs.queues[source.on_failure_queue_key]["arn"]
+        wanted["DestinationConfig"] = {"OnFailure": {"Destination": arn}}
+    return wanted
+
+
+def _differs(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    changes = {}
+    for key, value in wanted.items():
+        have = current.get(key)
+        if key == "FilterCriteria":
+            have = have or {"Filters": []}
+            have = {"Filters": have.get("Filters", [])}
+        elif key == "FunctionResponseTypes":
+            have = have or []
+        if have != value:
+            changes[key] = value
+    return changes
+
+
+def apply_mapping_settings(
+    clients: Any, stack: Stack, outputs: Outputs, uuids: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Bring each declared mapping up to date; returns the changes made, by function."""
+    lambda_ = clients("lambda")
+    changed: dict[str, dict[str, Any]] = {}
+    for source in stack.event_sources:
+        uuid = uuids.get(source.function)
+        if uuid is None:
+            raise DeployError(f"Chalice deployed no event source for {source.function}")
+        current = lambda_.get_event_source_mapping(UUID=uuid)
+        changes = _differs(current, wanted_settings(stack, source, outputs))
+        if changes:
+            lambda_.update_event_source_mapping(UUID=uuid, **changes)
+            changed[source.function] = changes
+    return changed
+
+
+def account(clients: Any) -> Account:
+    identity = clients("sts").get_caller_identity()
+    partition = identity["Arn"].split(":")[1]
+    return Account(
+        account_id=identity["Account"],
+        region=clients("sts").meta.region_name,
+        partition=partition,
+    )
+
+
+def deploy(clients: Any, config: StageConfig, stack: Stack, project_dir: Path) -> dict[str, Any]:
+    """The whole deploy; returns the outputs and the mapping changes it made."""
+    outputs = Provisioner(clients).apply(stack)
+    target = account(clients)
+    write_policy_files(project_dir, config, stack, lambda f: iam.fill(iam.policy(stack, f), target))
+    run(["deploy", "--stage", stack.stage], project_dir, capture=True)
+    changes = apply_mapping_settings(
+        clients, stack, outputs, deployed_mappings(project_dir, stack.stage)
+    )
+    return {"outputs": outputs.to_dict(), "mapping_changes": changes}
+
+
+def destroy(clients: Any, stack: Stack, project_dir: Path) -> dict[str, Any]:
+    deployed = project_dir / ".chalice" / "deployed" / f"{stack.stage}.json"
+    if deployed.exists():
+        run(["delete", "--stage", stack.stage], project_dir, capture=True)
+    return {"deleted": Teardown(clients).destroy(stack)}

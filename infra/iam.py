@@ -1,0 +1,243 @@
+"""Least-privilege IAM policies, one per function, derived from the declaration.
+
+Each function's policy is built from two sources:
+
+* :data:`ACCESS`, a small table of what each function's code does with which
+  declared resource (one line per resource; changing what a handler calls is a
+  one-line change here);
+* the declared event sources: a function that consumes a queue or a stream
+  gets exactly the actions Lambda's poller needs on it, and on a stream's
+  on-failure queue.
+
+Every statement names concrete actions (never a wildcard) on ARNs of declared
+resources. ARNs are :mod:`infra.arns` templates, so the same document is
+rendered into CloudFormation, Terraform and the ``chalice deploy`` policy files.
+
+:func:`allows` is a small evaluator of these documents (Allow statements,
+``*`` and ``?`` globs in resources), used by the tests that check the policy
+covers what the handlers really call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.config import REJECTS_PREFIX, UPLOADS_PREFIX
+from infra import arns
+from infra.declaration import Stack
+
+POLICY_VERSION = "2012-10-17"
+
+# What Lambda's SQS poller does with the function's role.
+SQS_CONSUMER_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+)
+# What Lambda's DynamoDB-stream poller does with the function's role.
+STREAM_CONSUMER_ACTIONS = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+)
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """DynamoDB actions on a declared table and, when ``indexes``, all its indexes."""
+
+    table_key: str
+    actions: str
+    indexes: bool = False
+
+    def statement(self, stack: Stack) -> dict[str, Any]:
+        table = stack.table(self.table_key)
+        resources = [arns.table(table.name)]
+        if self.indexes:
+            resources += [arns.index(table.name, index.name) for index in table.indexes]
+        return _statement(f"Table{_camel(self.table_key)}", "dynamodb", self.actions, resources)
+
+
+@dataclass(frozen=True)
+class ObjectAccess:
+    """S3 object actions under one key prefix of a declared bucket."""
+
+    bucket_key: str
+    prefix: str
+    actions: str
+
+    def statement(self, stack: Stack) -> dict[str, Any]:
+        bucket = stack.bucket(self.bucket_key)
+        sid = f"Objects{_camel(self.bucket_key)}{_camel(self.prefix)}"
+        return _statement(sid, "s3", self.actions, [arns.objects(bucket.name, self.prefix)])
+
+
+@dataclass(frozen=True)
+class QueueAccess:
+    """SQS actions on a declared (source) queue."""
+
+    queue_key: str
+    actions: str
+
+    def statement(self, stack: Stack) -> dict[str, Any]:
+        queue = stack.queue(self.queue_key)
+        return _statement(
+            f"Queue{_camel(self.queue_key)}", "sqs", self.actions, [arns.queue(queue.name)]
+        )
+
+
+Grant = TableAccess | ObjectAccess | QueueAccess
+
+_INGEST: tuple[Grant, ...] = (
+    # GetObjectVersion: the bucket is versioned and S3 events name the version.
+    ObjectAccess("uploads", UPLOADS_PREFIX, "GetObject GetObjectVersion"),
+    # Rejects reports go up with upload_fileobj, which may use multipart.
+    ObjectAccess("uploads", REJECTS_PREFIX, "PutObject AbortMultipartUpload"),
+    QueueAccess("ingest", "SendMessage GetQueueUrl"),
+    TableAccess("ingests", "GetItem PutItem UpdateItem"),
+)
+
+# What each function's own code calls. The lead refines this as handlers land.
+ACCESS: dict[str, tuple[Grant, ...]] = {
+    "api_handler": (
+        TableAccess("readings", "GetItem PutItem DeleteItem Query", indexes=True),
+        TableAccess("ingests", "GetItem Query", indexes=True),
+        # Presigned upload URLs carry the signer's permissions.
+        ObjectAccess("uploads", UPLOADS_PREFIX, "PutObject"),
+    ),
+    "ingest_from_queue": _INGEST,
+    "ingest_from_s3": _INGEST,
+    "write_readings": (
+        TableAccess("readings", "BatchWriteItem"),
+        # The chunk marker (Put) and the counters (Update) commit in one
+        # TransactWriteItems; IAM has no action of that name and authorizes
+        # each item's own action instead.
+        TableAccess("ingests", "PutItem UpdateItem GetItem"),
+    ),
+}
+
+
+def policy(stack: Stack, function: str) -> dict[str, Any]:
+    """The IAM policy document (ARN templates) for one declared function."""
+    declared = stack.function(function)
+    if function not in ACCESS:
+        raise KeyError(f"no access declared for function {function!r} in infra.iam.ACCESS")
+    log_resources = [
+        arns.log_group(declared.physical_name),
+        arns.log_streams(declared.physical_name),
+    ]
+    statements = [_statement("Logs", "logs", "", log_resources, LOG_ACTIONS)]
+    statements += [grant.statement(stack) for grant in ACCESS[function]]
+    statements += _consumer_statements(stack, function)
+    return {"Version": POLICY_VERSION, "Statement": _merge_same_sid(statements)}
+
+
+def policies(stack: Stack) -> dict[str, dict[str, Any]]:
+    return {function.name: policy(stack, function.name) for function in stack.functions}
+
+
+def _consumer_statements(stack: Stack, function: str) -> list[dict[str, Any]]:
+    statements = []
+    queue_keys = {queue.key for queue in stack.queues}
+    for source in stack.event_sources:
+        if source.function != function:
+            continue
+        if source.source_key in queue_keys:
+            queue = stack.queue(source.source_key)
+            statements.append(
+                _statement(
+                    f"Consume{_camel(queue.key)}",
+                    "sqs",
+                    "",
+                    [arns.queue(queue.name)],
+                    SQS_CONSUMER_ACTIONS,
+                )
+            )
+        else:
+            table = stack.table(source.source_key)
+            statements.append(
+                _statement(
+                    f"Stream{_camel(table.key)}",
+                    "dynamodb",
+                    "",
+                    [arns.stream(table.name)],
+                    STREAM_CONSUMER_ACTIONS,
+                )
+            )
+        if source.on_failure_queue_key:
+            target = stack.queue(source.on_failure_queue_key)
+            statements.append(
+                _statement(
+                    f"OnFailure{_camel(target.key)}",
+                    "sqs",
+                    "SendMessage",
+                    [arns.queue(target.name)],
+                )
+            )
+    return statements
+
+
+def _statement(
+    sid: str,
+    service: str,
+    actions: str,
+    resources: list[str],
+    full_actions: Iterable[str] = (),
+) -> dict[str, Any]:
+    names = [f"{service}:{action}" for action in actions.split()] + list(full_actions)
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(set(names)), "Resource": resources}
+
+
+def _merge_same_sid(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two grants on the same resource (e.g. a queue sent to and consumed) share a Sid."""
+    merged: dict[str, dict[str, Any]] = {}
+    for statement in statements:
+        sid = statement["Sid"]
+        if sid in merged and merged[sid]["Resource"] == statement["Resource"]:
+            merged[sid]["Action"] = sorted(set(merged[sid]["Action"]) | set(statement["Action"]))
+        else:
+            while sid in merged:
+                sid += "X"
+            merged[sid] = {**statement, "Sid": sid}
+    return list(merged.values())
+
+
+def _camel(text: str) -> str:
+    return "".join(
+        part.capitalize() for part in text.replace("/", "-").replace("_", "-").split("-")
+    )
+
+
+def fill(document: dict[str, Any], account: arns.Account) -> dict[str, Any]:
+    """The document with concrete ARNs, for ``chalice deploy``'s policy files."""
+    return {
+        "Version": document["Version"],
+        "Statement": [
+            {**s, "Resource": [account.fill(r) for r in s["Resource"]]}
+            for s in document["Statement"]
+        ],
+    }
+
+
+def allows(document: dict[str, Any], action: str, resource: str) -> bool:
+    """Whether a (filled) policy allows ``action`` on ``resource``.
+
+    Only what these policies use: Allow statements, exact actions, and ``*``
+    globs in resources (IAM's ``*`` also crosses ``/``, as ``fnmatch``'s does).
+    """
+    for statement in document["Statement"]:
+        if statement["Effect"] != "Allow" or action not in statement["Action"]:
+            continue
+        if any(fnmatch.fnmatchcase(resource, pattern) for pattern in statement["Resource"]):
+            return True
+    return False
+
+
+def wildcard_actions(document: dict[str, Any]) -> list[str]:
+    return [a for s in document["Statement"] for a in s["Action"] if "*" in a or "?" in a]

@@ -1,0 +1,361 @@
+"""Terraform files rendered from the declaration, next to ``chalice package``'s own.
+
+``chalice package --pkg-format terraform`` writes ``chalice.tf.json`` and
+rejects ``--merge-template``; Terraform's override files do the same job.
+Two files are written:
+
+* ``eventflow_resources.tf.json``: every declared resource, each rendered by
+  one function in :data:`RENDERERS` (an unknown type raises
+  :class:`~infra.cloudformation.UnrenderableResource`);
+* ``eventflow_override.tf.json``: merged by Terraform into Chalice's blocks:
+  the mapping settings Chalice cannot express, each role's least-privilege
+  policy, the bucket notification ordered after our bucket, and Chalice's pins
+  (Terraform ``< 1.4.0``, AWS provider ``< 5``) lifted.
+
+ARNs reuse the data sources Chalice's file declares (``data.aws_partition.chalice``
+and friends), so the rendered files are only valid next to Chalice's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from infra import arns, iam
+from infra.cloudformation import UnrenderableResource, s3_send_policy, tls_only_policy
+from infra.declaration import Alarm, Bucket, Dashboard, Queue, Stack, Table, Topic
+
+Blocks = dict[str, dict[str, Any]]
+
+REQUIRED_VERSION = ">= 1.3.0, < 2.0.0"
+# Chalice's resources still use aws_api_gateway_deployment.stage_name, which
+# provider 6 removed; 5.x is the newest line that accepts them.
+PROVIDERS = {
+    "aws": {"source": "hashicorp/aws", "version": ">= 5.0, < 6.0"},
+    # Chalice reads app and stage names through null_data_source.
+    "null": {"source": "hashicorp/null", "version": ">= 3.0, < 4.0"},
+}
+INTERPOLATIONS = {
+    arns.PARTITION: "${data.aws_partition.chalice.partition}",
+    arns.REGION: "${data.aws_region.chalice.name}",
+    arns.ACCOUNT: "${data.aws_caller_identity.chalice.account_id}",
+}
+
+
+def interpolate(text: str) -> str:
+    for placeholder, expression in INTERPOLATIONS.items():
+        text = text.replace(placeholder, expression)
+    return text
+
+
+def name(key: str) -> str:
+    """A Terraform resource name for a declaration key."""
+    return key.replace("-", "_").replace("/", "_")
+
+
+def queue_name(queue: Queue) -> str:
+    return name(queue.key)
+
+
+def dlq_name(queue: Queue) -> str:
+    return name(queue.dlq_key)
+
+
+def _add(blocks: Blocks, kind: str, resource_name: str, body: dict[str, Any]) -> None:
+    existing = blocks.setdefault(kind, {})
+    if resource_name in existing:
+        raise ValueError(f"{kind}.{resource_name} declared twice")
+    existing[resource_name] = body
+
+
+def _queue(queue: Queue, stack: Stack, blocks: Blocks) -> None:
+    fifo = {"fifo_queue": True} if queue.fifo else {}
+    _add(
+        blocks,
+        "aws_sqs_queue",
+        dlq_name(queue),
+        {
+            "name": queue.dlq_name,
+            "message_retention_seconds": queue.dlq_retention_seconds,
+            "sqs_managed_sse_enabled": True,
+            **fifo,
+        },
+    )
+    redrive = (
+        f"${{jsonencode({{deadLetterTargetArn = aws_sqs_queue.{dlq_name(queue)}.arn, "
+        f"maxReceiveCount = {queue.max_receive_count}}})}}"
+    )
+    _add(
+        blocks,
+        "aws_sqs_queue",
+        queue_name(queue),
+        {
+            "name": queue.name,
+            "visibility_timeout_seconds": queue.visibility_timeout,
+            "message_retention_seconds": queue.retention_seconds,
+            "sqs_managed_sse_enabled": True,
+            "redrive_policy": redrive,
+            **fifo,
+        },
+    )
+
+
+def _table(table: Table, stack: Stack, blocks: Blocks) -> None:
+    body: dict[str, Any] = {
+        "name": table.name,
+        "billing_mode": "PAY_PER_REQUEST",
+        "hash_key": table.partition_key.name,
+        "attribute": [{"name": a.name, "type": a.type} for a in table.attributes],
+        "server_side_encryption": [{"enabled": True}],
+        "point_in_time_recovery": [{"enabled": table.point_in_time_recovery}],
+    }
+    if table.sort_key:
+        body["range_key"] = table.sort_key.name
+    if table.indexes:
+        body["global_secondary_index"] = [
+            {
+                "name": index.name,
+                "hash_key": index.partition_key.name,
+                **({"range_key": index.sort_key.name} if index.sort_key else {}),
+                "projection_type": index.projection,
+            }
+            for index in table.indexes
+        ]
+    if table.ttl_attribute:
+        body["ttl"] = [{"attribute_name": table.ttl_attribute, "enabled": True}]
+    if table.stream_view_type:
+        body["stream_enabled"] = True
+        body["stream_view_type"] = table.stream_view_type
+    _add(blocks, "aws_dynamodb_table", name(table.key), body)
+
+
+def _bucket(bucket: Bucket, stack: Stack, blocks: Blocks) -> None:
+    key = name(bucket.key)
+    ref = f"${{aws_s3_bucket.{key}.id}}"
+    _add(blocks, "aws_s3_bucket", key, {"bucket": bucket.name})
+    _add(
+        blocks,
+        "aws_s3_bucket_server_side_encryption_configuration",
+        key,
+        {
+            "bucket": ref,
+            "rule": [{"apply_server_side_encryption_by_default": [{"sse_algorithm": "AES256"}]}],
+        },
+    )
+    _add(
+        blocks,
+        "aws_s3_bucket_public_access_block",
+        key,
+        {
+            "bucket": ref,
+            "block_public_acls": True,
+            "ignore_public_acls": True,
+            "block_public_policy": True,
+            "restrict_public_buckets": True,
+        },
+    )
+    _add(
+        blocks,
+        "aws_s3_bucket_ownership_controls",
+        key,
+        {"bucket": ref, "rule": [{"object_ownership": "BucketOwnerEnforced"}]},
+    )
+    if bucket.versioned:
+        _add(
+            blocks,
+            "aws_s3_bucket_versioning",
+            key,
+            {"bucket": ref, "versioning_configuration": [{"status": "Enabled"}]},
+        )
+    _add(
+        blocks,
+        "aws_s3_bucket_lifecycle_configuration",
+        key,
+        {
+            "bucket": ref,
+            "rule": [
+                {
+                    "id": "expire-noncurrent-and-abort-incomplete",
+                    "status": "Enabled",
+                    "filter": [{}],
+                    "noncurrent_version_expiration": [
+                        {"noncurrent_days": bucket.noncurrent_version_days}
+                    ],
+                    "abort_incomplete_multipart_upload": [
+                        {"days_after_initiation": bucket.abort_incomplete_upload_days}
+                    ],
+                }
+            ],
+        },
+    )
+    bucket_arn = interpolate(arns.bucket(bucket.name))
+    if bucket.tls_only:
+        policy = tls_only_policy(bucket_arn, interpolate(arns.objects(bucket.name, "")))
+        _add(blocks, "aws_s3_bucket_policy", key, {"bucket": ref, "policy": json.dumps(policy)})
+    if bucket.queue_notifications:
+        queues = []
+        depends_on = []
+        for notification in bucket.queue_notifications:
+            queue = stack.queue(notification.queue_key)
+            arn = f"${{aws_sqs_queue.{queue_name(queue)}.arn}}"
+            policy = s3_send_policy(arn, bucket_arn, INTERPOLATIONS[arns.ACCOUNT])
+            _add(
+                blocks,
+                "aws_sqs_queue_policy",
+                queue_name(queue),
+                {
+                    "queue_url": f"${{aws_sqs_queue.{queue_name(queue)}.id}}",
+                    "policy": json.dumps(policy),
+                },
+            )
+            depends_on.append(f"aws_sqs_queue_policy.{queue_name(queue)}")
+            queues.append(
+                {
+                    "queue_arn": arn,
+                    "events": list(notification.events),
+                    "filter_prefix": notification.prefix,
+                    "filter_suffix": notification.suffix,
+                }
+            )
+        _add(
+            blocks,
+            "aws_s3_bucket_notification",
+            key,
+            {"bucket": ref, "queue": queues, "depends_on": depends_on},
+        )
+
+
+def _topic(topic: Topic, stack: Stack, blocks: Blocks) -> None:
+    _add(blocks, "aws_sns_topic", name(topic.key), {"name": topic.name})
+
+
+def _alarm(alarm: Alarm, stack: Stack, blocks: Blocks) -> None:
+    topic = f"${{aws_sns_topic.{name(stack.topic(alarm.topic_key).key)}.arn}}"
+    _add(
+        blocks,
+        "aws_cloudwatch_metric_alarm",
+        name(alarm.key),
+        {
+            "alarm_name": alarm.name,
+            "alarm_description": alarm.description,
+            "namespace": alarm.namespace,
+            "metric_name": alarm.metric_name,
+            "dimensions": dict(alarm.dimensions),
+            "statistic": alarm.statistic,
+            "period": alarm.period,
+            "evaluation_periods": alarm.evaluation_periods,
+            "threshold": alarm.threshold,
+            "comparison_operator": alarm.comparison,
+            "treat_missing_data": alarm.treat_missing_data,
+            "alarm_actions": [topic],
+            "ok_actions": [topic],
+        },
+    )
+
+
+def _dashboard(dashboard: Dashboard, stack: Stack, blocks: Blocks) -> None:
+    _add(
+        blocks,
+        "aws_cloudwatch_dashboard",
+        name(dashboard.key),
+        {
+            "dashboard_name": dashboard.name,
+            "dashboard_body": dashboard.body(INTERPOLATIONS[arns.REGION]),
+        },
+    )
+
+
+RENDERERS: dict[type, Callable[[Any, Stack, Blocks], None]] = {
+    Queue: _queue,
+    Table: _table,
+    Bucket: _bucket,
+    Topic: _topic,
+    Alarm: _alarm,
+    Dashboard: _dashboard,
+}
+
+
+def resources(stack: Stack) -> dict[str, Any]:
+    """``eventflow_resources.tf.json``."""
+    blocks: Blocks = {}
+    for resource in stack.resources:
+        renderer = RENDERERS.get(type(resource))
+        if renderer is None:
+            raise UnrenderableResource(
+                f"no Terraform renderer for {type(resource).__name__}; add one to "
+                "infra.terraform.RENDERERS"
+            )
+        renderer(resource, stack, blocks)
+    outputs = {
+        f"{name(q.key)}_queue_url": {"value": f"${{aws_sqs_queue.{queue_name(q)}.id}}"}
+        for q in stack.queues
+    }
+    outputs.update(
+        {
+            f"{name(t.key)}_topic_arn": {"value": f"${{aws_sns_topic.{name(t.key)}.arn}}"}
+            for t in stack.topics
+        }
+    )
+    return {"resource": blocks, "output": outputs}
+
+
+def _policy_json(stack: Stack, function: str) -> str:
+    return interpolate(json.dumps(iam.policy(stack, function)))
+
+
+def override(stack: Stack) -> dict[str, Any]:
+    """``eventflow_override.tf.json``: patches to Chalice's own blocks."""
+    mappings: dict[str, Any] = {}
+    queue_keys = {queue.key for queue in stack.queues}
+    for source in stack.event_sources:
+        body: dict[str, Any] = {}
+        if source.report_batch_item_failures:
+            body["function_response_types"] = ["ReportBatchItemFailures"]
+        if source.filter_patterns:
+            body["filter_criteria"] = [
+                {"filter": [{"pattern": pattern} for pattern in source.filter_patterns]}
+            ]
+        if source.source_key in queue_keys:
+            queue = stack.queue(source.source_key)
+            # A reference, not Chalice's literal ARN, so the queue exists first.
+            body["event_source_arn"] = f"${{aws_sqs_queue.{queue_name(queue)}.arn}}"
+            mappings[f"{source.function}-sqs-event-source"] = body
+            continue
+        table = stack.table(source.source_key)
+        body["event_source_arn"] = f"${{aws_dynamodb_table.{name(table.key)}.stream_arn}}"
+        if source.bisect_batch_on_error is not None:
+            body["bisect_batch_on_function_error"] = source.bisect_batch_on_error
+        if source.maximum_retry_attempts is not None:
+            body["maximum_retry_attempts"] = source.maximum_retry_attempts
+        if source.maximum_record_age_seconds is not None:
+            body["maximum_record_age_in_seconds"] = source.maximum_record_age_seconds
+        if source.on_failure_queue_key:
+            target = stack.queue(source.on_failure_queue_key)
+            body["destination_config"] = [
+                {
+                    "on_failure": [
+                        {"destination_arn": f"${{aws_sqs_queue.{queue_name(target)}.arn}}"}
+                    ]
+                }
+            ]
+        mappings[f"{source.function}-dynamodb-event-source"] = body
+
+    blocks: Blocks = {
+        "aws_iam_role_policy": {
+            f"{f.name}_role": {"policy": _policy_json(stack, f.name)} for f in stack.functions
+        },
+    }
+    if mappings:
+        blocks["aws_lambda_event_source_mapping"] = mappings
+    if stack.settings.ingest_trigger == "s3":
+        # Chalice's on_s3_event notification names the bucket literally; a
+        # reference makes Terraform create the bucket before configuring it.
+        for bucket in stack.buckets:
+            blocks.setdefault("aws_s3_bucket_notification", {})[f"{bucket.name}_notify"] = {
+                "bucket": f"${{aws_s3_bucket.{name(bucket.key)}.id}}"
+            }
+    return {
+        "terraform": {"required_version": REQUIRED_VERSION, "required_providers": PROVIDERS},
+        "resource": blocks,
+    }

@@ -1,0 +1,143 @@
+"""The declaration's four renderings agree: CloudFormation, Terraform and the provisioner.
+
+Each rendering is read back into one neutral shape (names, DLQ wiring,
+maxReceiveCount, visibility timeouts, encryption, key schemas, PITR), and the
+shapes must be equal. The provisioner's shape is read from moto after it ran,
+so it reflects what was really created, not what was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from chalicelib.aws import Clients
+from infra import cloudformation, terraform
+from infra.provision import Provisioner
+from tests.infra.conftest import stack_for
+
+Shape = dict[str, Any]
+
+
+def _keys(schema: list[dict[str, str]]) -> tuple[str, ...]:
+    return tuple(k["AttributeName"] for k in sorted(schema, key=lambda k: k["KeyType"]))
+
+
+def from_cloudformation(stack) -> Shape:
+    resources = cloudformation.merge_template(stack)["Resources"]
+    queues, tables = {}, {}
+    by_id = {logical_id: r for logical_id, r in resources.items() if "Type" in r}
+    for resource in by_id.values():
+        props = resource["Properties"]
+        if resource["Type"] == "AWS::SQS::Queue":
+            redrive = props.get("RedrivePolicy")
+            dlq = by_id[redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]] if redrive else None
+            queues[props["QueueName"]] = {
+                "dlq": dlq["Properties"]["QueueName"] if dlq else None,
+                "max_receive_count": redrive["maxReceiveCount"] if redrive else None,
+                "visibility_timeout": props.get("VisibilityTimeout", 30),
+                "sse": props["SqsManagedSseEnabled"],
+            }
+        elif resource["Type"] == "AWS::DynamoDB::Table":
+            tables[props["TableName"]] = {
+                "key": _keys(props["KeySchema"]),
+                "indexes": {
+                    i["IndexName"]: _keys(i["KeySchema"])
+                    for i in props.get("GlobalSecondaryIndexes", [])
+                },
+                "sse": props["SSESpecification"]["SSEEnabled"],
+                "pitr": props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+                "ttl": props.get("TimeToLiveSpecification", {}).get("AttributeName"),
+            }
+    return {"queues": queues, "tables": tables}
+
+
+def from_terraform(stack) -> Shape:
+    resources = terraform.resources(stack)["resource"]
+    sqs = resources["aws_sqs_queue"]
+    queues = {}
+    for body in sqs.values():
+        redrive = body.get("redrive_policy")
+        dlq = max_receive = None
+        if redrive:
+            dlq_ref = redrive.split("aws_sqs_queue.")[1].split(".arn")[0]
+            dlq = sqs[dlq_ref]["name"]
+            max_receive = int(redrive.split("maxReceiveCount = ")[1].split("}")[0])
+        queues[body["name"]] = {
+            "dlq": dlq,
+            "max_receive_count": max_receive,
+            "visibility_timeout": body.get("visibility_timeout_seconds", 30),
+            "sse": body["sqs_managed_sse_enabled"],
+        }
+    tables = {}
+    for body in resources["aws_dynamodb_table"].values():
+        tables[body["name"]] = {
+            "key": tuple(k for k in (body["hash_key"], body.get("range_key")) if k),
+            "indexes": {
+                i["name"]: tuple(k for k in (i["hash_key"], i.get("range_key")) if k)
+                for i in body.get("global_secondary_index", [])
+            },
+            "sse": body["server_side_encryption"][0]["enabled"],
+            "pitr": body["point_in_time_recovery"][0]["enabled"],
+            "ttl": body["ttl"][0]["attribute_name"] if "ttl" in body else None,
+        }
+    return {"queues": queues, "tables": tables}
+
+
+def from_moto(stack) -> Shape:
+    clients = Clients()
+    outputs = Provisioner(clients).apply(stack)
+    sqs, ddb = clients.sqs, clients.dynamodb
+    arn_to_name = {q["arn"]: q["name"] for q in outputs.queues.values()}
+    queues = {}
+    for queue in outputs.queues.values():
+        attrs = sqs.get_queue_attributes(QueueUrl=queue["url"], AttributeNames=["All"])[
+            "Attributes"
+        ]
+        redrive = json.loads(attrs["RedrivePolicy"]) if "RedrivePolicy" in attrs else None
+        queues[queue["name"]] = {
+            "dlq": arn_to_name[redrive["deadLetterTargetArn"]] if redrive else None,
+            "max_receive_count": int(redrive["maxReceiveCount"]) if redrive else None,
+            "visibility_timeout": int(attrs["VisibilityTimeout"]),
+            "sse": attrs.get("SqsManagedSseEnabled") == "true",
+        }
+    tables = {}
+    for table in outputs.tables.values():
+        description = ddb.describe_table(TableName=table["name"])["Table"]
+        backups = ddb.describe_continuous_backups(TableName=table["name"])
+        ttl = ddb.describe_time_to_live(TableName=table["name"])["TimeToLiveDescription"]
+        tables[table["name"]] = {
+            "key": _keys(description["KeySchema"]),
+            "indexes": {
+                i["IndexName"]: _keys(i["KeySchema"])
+                for i in description.get("GlobalSecondaryIndexes", [])
+            },
+            "sse": description.get("SSEDescription", {}).get("Status") == "ENABLED",
+            "pitr": backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"][
+                "PointInTimeRecoveryStatus"
+            ]
+            == "ENABLED",
+            "ttl": ttl.get("AttributeName"),
+        }
+    return {"queues": queues, "tables": tables}
+
+
+@pytest.mark.parametrize("stage", ["local", "dev", "prod"])
+def test_cloudformation_terraform_and_the_provisioner_agree(stage):
+    stack = stack_for(stage)
+    cfn, tf = from_cloudformation(stack), from_terraform(stack)
+    with mock_aws():
+        created = from_moto(stack)
+    assert cfn == tf
+    assert cfn == created
+    # And they hold what the declaration says, not merely the same mistake.
+    for queue in stack.queues:
+        assert cfn["queues"][queue.name]["dlq"] == queue.dlq_name
+        assert cfn["queues"][queue.name]["max_receive_count"] == queue.max_receive_count
+        assert cfn["queues"][queue.name]["visibility_timeout"] == queue.visibility_timeout
+    assert all(q["sse"] for q in cfn["queues"].values())
+    assert all(t["sse"] and t["pitr"] for t in cfn["tables"].values())
+    assert set(cfn["tables"]) == {table.name for table in stack.tables}

@@ -1,0 +1,157 @@
+"""``chalice package`` + the derived merge template: valid, complete CloudFormation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from infra import cloudformation
+from infra.package import PackageError, package
+from infra.stageconfig import StageConfig
+from tests.infra.conftest import stack_for
+
+INTRINSICS = {"Ref", "Condition"} | {
+    f"Fn::{name}"
+    for name in [
+        "Base64",
+        "Cidr",
+        "FindInMap",
+        "GetAtt",
+        "GetAZs",
+        "ImportValue",
+        "Join",
+        "Select",
+        "Split",
+        "Sub",
+        "Transform",
+        "If",
+        "And",
+        "Equals",
+        "Not",
+        "Or",
+        "Length",
+        "ToJsonString",
+    ]
+}
+
+
+def walk(node: Any, path: str = ""):
+    yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from walk(value, f"{path}/{index}")
+
+
+def test_cfn_lint_reports_no_errors(prod_cfn_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "json", str(prod_cfn_dir / "sam.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = json.loads(result.stdout or "[]")
+    errors = [f for f in findings if f["Level"] == "Error"]
+    assert errors == [], json.dumps(errors, indent=2)
+    # Warnings are not errors, but none are expected either: keep it that way.
+    assert findings == [], json.dumps(findings, indent=2)
+
+
+def test_every_mapping_reports_batch_item_failures(prod_plain_cfn):
+    stack = stack_for("prod")
+    mappings = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in prod_plain_cfn["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping"
+    }
+    assert len(mappings) == len(stack.event_sources)
+    by_function = {props["FunctionName"]["Ref"]: props for props in mappings.values()}
+    for source in stack.event_sources:
+        props = by_function[cloudformation.function_id(source.function)]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        queue = stack.queue(source.source_key)
+        # The mapping reads the declared queue, by reference, not a copied name.
+        assert props["EventSourceArn"] == {"Fn::Sub": f"${{{cloudformation.queue_id(queue)}.Arn}}"}
+        if source.filter_patterns:
+            assert props["FilterCriteria"] == {
+                "Filters": [{"Pattern": p} for p in source.filter_patterns]
+            }
+
+
+def test_no_resource_has_two_intrinsic_keys(prod_sam, prod_plain_cfn):
+    for template in (prod_sam, prod_plain_cfn):
+        for path, node in walk(template):
+            if isinstance(node, dict):
+                assert len(INTRINSICS & set(node)) <= 1, f"{path}: {sorted(node)}"
+
+
+def test_declared_resources_are_all_in_the_template(prod_sam):
+    stack = stack_for("prod")
+    types = {k: v["Type"] for k, v in prod_sam["Resources"].items()}
+    for queue in stack.queues:
+        assert types[cloudformation.queue_id(queue)] == "AWS::SQS::Queue"
+        assert types[cloudformation.dlq_id(queue)] == "AWS::SQS::Queue"
+    for table in stack.tables:
+        assert types[cloudformation.table_id(table)] == "AWS::DynamoDB::Table"
+    for alarm in stack.alarms:
+        assert types[cloudformation.alarm_id(alarm)] == "AWS::CloudWatch::Alarm"
+    assert "AWS::CloudWatch::Dashboard" in types.values()
+    assert "AWS::S3::BucketPolicy" in types.values()
+    assert "AWS::SQS::QueuePolicy" in types.values()
+    # autogen_policy is off: one role per function, no shared default role.
+    assert "DefaultRole" not in types
+    for function in stack.functions:
+        assert types[cloudformation.role_id(function.name)] == "AWS::IAM::Role"
+
+
+def test_stream_mappings_render_their_retry_settings():
+    """No stream handler exists yet; the renderer is ready for one."""
+    from infra.declaration import EventSourceSettings
+
+    stack = stack_for("prod")
+    table = replace(stack.table("readings"), stream_view_type="NEW_IMAGE")
+    stack = replace(stack, tables=(table, stack.table("ingests")))
+    source = EventSourceSettings(
+        function="on_reading",
+        source_key="readings",
+        filter_patterns=('{"eventName": ["INSERT"]}',),
+        bisect_batch_on_error=True,
+        maximum_retry_attempts=3,
+        maximum_record_age_seconds=3600,
+        on_failure_queue_key="ingest",
+    )
+    name, props = cloudformation.event_properties(stack, source)
+    assert name == "OnReadingDynamodbEventSource"
+    assert props == {
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "FilterCriteria": {"Filters": [{"Pattern": '{"eventName": ["INSERT"]}'}]},
+        "Stream": {"Fn::Sub": "${ReadingsTable.StreamArn}"},
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": 3,
+        "MaximumRecordAgeInSeconds": 3600,
+        "DestinationConfig": {
+            "OnFailure": {"Type": "SQS", "Destination": {"Fn::Sub": "${IngestQueue.Arn}"}}
+        },
+    }
+
+
+def test_an_unknown_resource_type_raises():
+    @dataclass(frozen=True)
+    class Mystery:
+        key: str = "mystery"
+
+    with pytest.raises(cloudformation.UnrenderableResource, match="Mystery"):
+        cloudformation.render_resource(Mystery(), stack_for("prod"))
+
+
+def test_the_s3_trigger_stage_refuses_cloudformation(tmp_path):
+    config = StageConfig.load("dev")
+    with pytest.raises(PackageError, match="on_s3_event"):
+        package(config, stack_for("dev"), tmp_path, tmp_path / "out", "cloudformation")

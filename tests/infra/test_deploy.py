@@ -1,0 +1,100 @@
+"""``python -m infra deploy|destroy`` end to end, against a moto server of its own.
+
+Never the local cloud's moto: a moto that holds event-source mappings drains
+their queues without running anything. The server here lives for this test
+only, on a free port; ``chalice deploy`` (a subprocess) reaches it through
+``AWS_ENDPOINT_URL``. ``moto_gaps`` patches two moto shortcomings that AWS
+does not have (see ``tests/infra/motogaps.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from infra.__main__ import main
+from tests.infra.conftest import project_copy, stack_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_endpoint(moto_gaps, monkeypatch):
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto's backends are process-wide, whichever server serves them: start clean.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    yield endpoint
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    server.stop()
+
+
+def run(capsys, *argv: str) -> dict:
+    capsys.readouterr()
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    # moto's Lambda, finding no Docker when its mapping fires, may print first.
+    return json.loads(out[out.index("{") :])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_deploy_is_complete_repeatable_and_destroy_leaves_nothing(
+    stage, moto_endpoint, tmp_path, capsys
+):
+    project = project_copy(tmp_path / "project")
+    stack = stack_for(stage)
+    args = ("--stage", stage, "--project-dir", str(project))
+
+    first = run(capsys, "deploy", *args)
+    assert set(first["mapping_changes"]) == {s.function for s in stack.event_sources}
+
+    session = boto3.session.Session()
+    lambda_ = session.client("lambda")
+    functions = {f["FunctionName"] for f in lambda_.list_functions()["Functions"]}
+    assert functions == {f.physical_name for f in stack.functions}
+    mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
+    assert len(mappings) == len(stack.event_sources)
+    for mapping in mappings:
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Each function runs as its own role, with the derived policy.
+    iam = session.client("iam")
+    for function in stack.functions:
+        role_name = f"eventflow-{stage}-{function.name}"
+        role = lambda_.get_function(FunctionName=function.physical_name)["Configuration"]["Role"]
+        assert role.endswith(f"/{role_name}")
+        policies = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=policies[0])
+        actions = [a for s in document["PolicyDocument"]["Statement"] for a in s["Action"]]
+        assert actions and "*" not in "".join(actions)
+
+    sqs = session.client("sqs")
+    queue_names = {url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])}
+    assert queue_names == {n for q in stack.queues for n in (q.name, q.dlq_name)}
+    tables = set(session.client("dynamodb").list_tables()["TableNames"])
+    assert tables == {t.name for t in stack.tables}
+
+    second = run(capsys, "deploy", *args)
+    assert second["mapping_changes"] == {}
+
+    run(capsys, "destroy", *args)
+    assert lambda_.list_functions()["Functions"] == []
+    assert lambda_.list_event_source_mappings()["EventSourceMappings"] == []
+    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert session.client("dynamodb").list_tables()["TableNames"] == []
+    assert session.client("s3").list_buckets()["Buckets"] == []
+    assert session.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert session.client("sns").list_topics()["Topics"] == []
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    assert not [r for r in roles if r.startswith(f"eventflow-{stage}")]

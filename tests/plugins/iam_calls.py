@@ -1,0 +1,334 @@
+"""Records the AWS calls each Lambda handler makes, and checks them against its policy.
+
+Load it as a plugin (``pytest_plugins = ["tests.plugins.iam_calls"]`` in
+``tests/conftest.py``) and every test that runs a handler contributes: at the
+end of the session, each recorded call must be allowed by the function's
+least-privilege policy derived in :mod:`infra.iam`, and no policy may grant a
+wildcard action. A violation fails the session and names the function, the IAM
+action and the resource.
+
+How a call is recorded: every botocore client gets a ``before-parameter-build``
+hook. That event fires for real calls and for presigned URLs alike (a
+presigned PutObject is authorized with the signer's role, so it must be in the
+policy too); ``before-call`` would miss presigning.
+
+How a call is attributed to a function: the call stack is searched for a frame
+of an event handler (``write_readings``...) in ``app.py`` or in
+``chalicelib/handlers.py``, which names that function; failing that, any
+other ``app.py`` frame is a route, served by ``api_handler``. Stacks do not
+cross threads, and s3transfer uploads in worker threads, so the handlers in
+``chalicelib.handlers`` are also wrapped to note, process-wide, which one is
+running; a call from another thread is attributed to it.
+Tests that drive ``chalicelib`` directly can say whom they stand for with
+``recorder.acting_as("write_readings")``. Unattributed calls are not checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import botocore.session
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+APP_FILE = str(PROJECT / "app.py")
+# Code that plays Lambda's part (pollers, metrics, the operator CLI): its calls
+# are the platform's or an operator's, never a function's.
+NOT_LAMBDA_DIRS = (str(PROJECT / "localcloud") + os.sep, str(PROJECT / "ops") + os.sep)
+# The handlers' bodies; tests that skip app.py's wrappers call these directly.
+HANDLER_FILES = frozenset({APP_FILE, str(PROJECT / "chalicelib" / "handlers.py")})
+EVENT_HANDLERS = frozenset({"ingest_from_queue", "ingest_from_s3", "write_readings"})
+# moto's default account; recorded ARNs use it where a call names no account.
+DEFAULT_ACCOUNT = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
+
+_acting_as: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "iam_acting_as", default=None
+)
+
+# API operations whose IAM action has another name.
+ACTION_ALIASES = {
+    ("sqs", "SendMessageBatch"): "SendMessage",
+    ("sqs", "DeleteMessageBatch"): "DeleteMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
+    ("s3", "CreateMultipartUpload"): "PutObject",
+    ("s3", "UploadPart"): "PutObject",
+    ("s3", "CompleteMultipartUpload"): "PutObject",
+    ("s3", "HeadObject"): "GetObject",
+    ("s3", "ListObjectsV2"): "ListBucket",
+    ("s3", "ListObjects"): "ListBucket",
+}
+# TransactWriteItems is authorized per item, by the item's own action.
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    stage: str
+    function: str
+    action: str
+    resource: str
+    region: str
+
+
+@dataclass
+class Recorder:
+    calls: set[Call] = field(default_factory=set)
+    installed: bool = False
+    # The handler running right now, for calls from threads it started.
+    running: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def acting_as(self, function: str) -> Iterator[None]:
+        token = _acting_as.set(function)
+        try:
+            yield
+        finally:
+            _acting_as.reset(token)
+
+    def for_function(self, function: str) -> set[Call]:
+        return {call for call in self.calls if call.function == function}
+
+    def record(self, params: dict[str, Any], model: Any, region: str) -> None:
+        if _acting_as.get() is None and _platform_on_stack():
+            return
+        function = _acting_as.get() or _function_on_stack()
+        if (
+            function is None
+            and self.running
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            function = self.running[-1]
+        if function is None:
+            return
+        stage = os.environ.get("EVENTFLOW_STAGE", "local")
+        service = model.service_model.signing_name or model.service_model.service_name
+        for action, resource in iam_requests(service, model.name, params, region):
+            self.calls.add(Call(stage, function, action, resource, region))
+
+    def install(self) -> None:
+        """Hook every botocore client created from now on (idempotent)."""
+        if self.installed:
+            return
+        original = botocore.session.Session.create_client
+
+        @functools.wraps(original)
+        def create_client(session, *args, **kwargs):
+            client = original(session, *args, **kwargs)
+            client.meta.events.register(
+                "before-parameter-build",
+                functools.partial(_on_build, recorder=self, region=client.meta.region_name),
+            )
+            return client
+
+        botocore.session.Session.create_client = create_client
+        self._wrap_handlers()
+        self.installed = True
+
+    def _wrap_handlers(self) -> None:
+        from chalicelib import handlers
+
+        for name in EVENT_HANDLERS:
+            original = getattr(handlers, name, None)
+            if original is None:
+                continue
+
+            @functools.wraps(original)
+            def wrapper(*args, _original=original, _name=name, **kwargs):
+                self.running.append(_name)
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.running.pop()
+
+            setattr(handlers, name, wrapper)
+
+    def violations(self) -> list[str]:
+        """Recorded calls that the declared policies do not allow, and wildcard grants."""
+        from infra import iam
+        from infra.arns import Account
+
+        problems: list[str] = []
+        stacks: dict[tuple[str, str], Any] = {}
+        for call in sorted(self.calls, key=lambda c: (c.stage, c.function, c.action)):
+            key = (call.stage, call.function)
+            if key not in stacks:
+                stacks[key] = _stack_declaring(call.stage, call.function)
+            template = iam.policy(stacks[key], call.function)
+            account = _account_of(call.resource) or DEFAULT_ACCOUNT
+            document = iam.fill(template, Account(account_id=account, region=call.region))
+            if not iam.allows(document, call.action, call.resource):
+                problem = f"{call.function} calls {call.action} on {call.resource}"
+                if problem not in problems:
+                    problems.append(problem)
+        for stack in {id(s): s for s in stacks.values()}.values():
+            for function, document in iam.policies(stack).items():
+                for action in iam.wildcard_actions(document):
+                    problems.append(f"{function}'s policy grants wildcard action {action}")
+        return problems
+
+
+RECORDER = Recorder()
+
+
+def _on_build(params: dict[str, Any], model: Any, recorder: Recorder, region: str, **_: Any):
+    recorder.record(params, model, region)
+
+
+def _platform_on_stack() -> bool:
+    """Whether the call comes from the local cloud's runtime or the ops CLI, not a handler."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(NOT_LAMBDA_DIRS):
+            # A handler invoked by the runtime has its own frames above the
+            # runtime's; only a call with no handler frame above is the platform's.
+            return _function_on_stack_from(sys._getframe(2), until=frame) is None
+        frame = frame.f_back
+    return False
+
+
+def _function_on_stack_from(frame: Any, until: Any) -> str | None:
+    while frame is not None and frame is not until:
+        code = frame.f_code
+        if code.co_filename in HANDLER_FILES and code.co_name in EVENT_HANDLERS:
+            return code.co_name
+        if code.co_filename == APP_FILE and code.co_name != "<module>":
+            return "api_handler"
+        frame = frame.f_back
+    return None
+
+
+def _function_on_stack() -> str | None:
+    """The Lambda function whose code is running: see the module docstring."""
+    in_app = False
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename in HANDLER_FILES and code.co_name in EVENT_HANDLERS:
+            return code.co_name
+        if code.co_filename == APP_FILE and code.co_name != "<module>":
+            in_app = True
+        frame = frame.f_back
+    return "api_handler" if in_app else None
+
+
+def _stack_declaring(stage: str, function: str) -> Any:
+    """The stage's stack; with the other ingest trigger if that is what declares ``function``.
+
+    Tests run both ingest handlers under one stage, but a stage declares only
+    the one its trigger selects.
+    """
+    import copy
+
+    from infra.declaration import declare
+    from infra.stageconfig import StageConfig
+
+    config = StageConfig.load(stage)
+    stack = declare(config)
+    if any(f.name == function for f in stack.functions):
+        return stack
+    raw = copy.deepcopy(config.raw)
+    env = raw["stages"][stage].setdefault("environment_variables", {})
+    env["EVENTFLOW_INGEST_TRIGGER"] = "s3" if stack.settings.ingest_trigger == "sqs" else "sqs"
+    return declare(StageConfig(stage=stage, raw=raw))
+
+
+def _account_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[4] else None
+
+
+def _table_arn(region: str, table: str) -> str:
+    return f"arn:aws:dynamodb:{region}:{DEFAULT_ACCOUNT}:table/{table}"
+
+
+def _queue_arn(region: str, url_or_name: str) -> str:
+    if url_or_name.startswith("http"):
+        segments = urlparse(url_or_name).path.strip("/").split("/")
+        account, name = (segments[-2], segments[-1]) if len(segments) >= 2 else (None, segments[-1])
+        return f"arn:aws:sqs:{region}:{account or DEFAULT_ACCOUNT}:{name}"
+    return f"arn:aws:sqs:{region}:{DEFAULT_ACCOUNT}:{url_or_name}"
+
+
+def iam_requests(
+    service: str, operation: str, params: dict[str, Any], region: str
+) -> list[tuple[str, str]]:
+    """The (IAM action, resource ARN) pairs that one API call is authorized as."""
+    if service == "dynamodb":
+        if operation == "TransactWriteItems" or operation == "TransactGetItems":
+            pairs = []
+            for item in params.get("TransactItems", []):
+                for kind, body in item.items():
+                    pairs.append(
+                        (
+                            f"dynamodb:{TRANSACT_ACTIONS[kind]}",
+                            _table_arn(region, body["TableName"]),
+                        )
+                    )
+            return pairs
+        if operation in ("BatchWriteItem", "BatchGetItem"):
+            return [
+                (f"dynamodb:{operation}", _table_arn(region, table))
+                for table in params.get("RequestItems", {})
+            ]
+        arn = _table_arn(region, params.get("TableName", "*"))
+        if params.get("IndexName"):
+            arn += f"/index/{params['IndexName']}"
+        return [(f"dynamodb:{operation}", arn)]
+    action = ACTION_ALIASES.get((service, operation), operation)
+    if service == "sqs":
+        target = params.get("QueueUrl") or params.get("QueueName") or "*"
+        return [(f"sqs:{action}", _queue_arn(region, target))]
+    if service == "s3":
+        bucket = params.get("Bucket", "*")
+        if action == "ListBucket" or "Key" not in params:
+            return [(f"s3:{action}", f"arn:aws:s3:::{bucket}")]
+        if action == "GetObject" and params.get("VersionId"):
+            action = "GetObjectVersion"
+        return [(f"s3:{action}", f"arn:aws:s3:::{bucket}/{params['Key']}")]
+    return [(f"{service}:{action}", "*")]
+
+
+@pytest.fixture
+def iam_calls() -> Recorder:
+    RECORDER.install()
+    return RECORDER
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    RECORDER.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RECORDER.calls:
+        return
+    problems = RECORDER.violations()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if problems:
+        if reporter is not None:
+            reporter.section("least-privilege IAM: calls the policies do not allow", red=True)
+            for problem in problems:
+                reporter.line(problem)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        functions = sorted({call.function for call in RECORDER.calls})
+        reporter.write_line(
+            f"least-privilege IAM: {len(RECORDER.calls)} recorded calls of "
+            f"{', '.join(functions)} are all allowed"
+        )
