@@ -1,0 +1,126 @@
+"""The event-source runtime: runs a Chalice app's event handlers locally.
+
+It discovers the app's event sources, starts one poller thread per source, and
+invokes the handlers in-process with Lambda's event-source-mapping semantics
+(see the module docstrings of ``sqs``, ``streams`` and ``notifications``, and
+``docs/local-cloud-semantics.md``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from infra.declaration import Stack
+from infra.provision import Outputs
+from infra.stageconfig import StageConfig
+from localcloud.runtime import capture
+from localcloud.runtime.environ import Environment
+from localcloud.runtime.invoke import Stats
+from localcloud.runtime.metrics import MetricsPublisher
+from localcloud.runtime.poller import Poller
+from localcloud.runtime.sources import build_pollers
+from localcloud.runtime.wiring import Wiring
+
+# Idle must be seen this many times in a row, with no batch starting between,
+# before wait_until_idle believes it.
+IDLE_CONFIRMATIONS = 2
+
+
+class EventSourceRuntime:
+    def __init__(
+        self,
+        app: Any,
+        stage_config: StageConfig,
+        stack: Stack,
+        outputs: Outputs,
+        clients: Any,
+        poll_interval: float = 0.05,
+    ):
+        self._app = app
+        self._stage_config = stage_config
+        self._stack = stack
+        self._outputs = outputs
+        self._clients = clients
+        self._poll_interval = poll_interval
+        self._stats = Stats()
+        self._stopping = threading.Event()
+        self._environment = Environment(stage_config.environment())
+        self._pollers: list[Poller] = []
+        self._metrics: MetricsPublisher | None = None
+        self._started = False
+
+    @property
+    def pollers(self) -> list[Poller]:
+        return list(self._pollers)
+
+    def start(self) -> None:
+        """Wire every event source and start its poller; returns at once."""
+        if self._started:
+            raise RuntimeError("runtime already started")
+        self._started = True
+        self._stopping.clear()
+        self._environment.apply_stage()
+        stdout = capture.install()
+        self._metrics = MetricsPublisher(self._clients("cloudwatch"))
+        self._metrics.start()
+        wiring = Wiring(
+            app=self._app,
+            stage_config=self._stage_config,
+            stack=self._stack,
+            outputs=self._outputs,
+            clients=self._clients,
+            stats=self._stats,
+            metrics=self._metrics,
+            environment=self._environment,
+            stdout=stdout,
+            stopping=self._stopping,
+            poll_interval=self._poll_interval,
+        )
+        try:
+            self._pollers = build_pollers(wiring)
+        except Exception:
+            self.stop()
+            raise
+        for poller in self._pollers:
+            poller.start()
+
+    def wait_until_idle(self, timeout: float = 30.0) -> bool:
+        """True once every source is drained and nothing is in flight."""
+        deadline = time.monotonic() + timeout
+        confirmations = 0
+        while time.monotonic() < deadline:
+            before = self._activity()
+            idle = all(p.is_idle() for p in self._pollers)
+            if idle and self._activity() == before:
+                confirmations += 1
+                if confirmations >= IDLE_CONFIRMATIONS:
+                    return True
+            else:
+                confirmations = 0
+            time.sleep(max(self._poll_interval, 0.02) * 2)
+        return False
+
+    def _activity(self) -> int:
+        return sum(p.activity for p in self._pollers)
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        return self._stats.snapshot()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every poller and batch thread; in-flight batches are abandoned
+        (their messages reappear after the visibility timeout, as after a crash)."""
+        if not self._started:
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        for poller in self._pollers:
+            poller.join(max(0.0, deadline - time.monotonic()))
+        if self._metrics is not None:
+            self._metrics.stop(max(0.1, deadline - time.monotonic()))
+            self._metrics = None
+        capture.uninstall()
+        self._environment.restore()
+        self._pollers = []
+        self._started = False
