@@ -1,0 +1,41 @@
+"""``python -m localcloud up|status|upload|reset``.
+
+``up`` runs the local cloud in the foreground (``make run``). The other
+commands are ``python -m ops`` aimed at the local cloud: they default
+``AWS_ENDPOINT_URL`` and the dummy credentials to the local endpoint
+(``EVENTFLOW_AWS_PORT``) and the stage to ``local``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from localcloud.env import aws_exports
+
+FORWARDED = ("status", "upload", "reset")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
+    parser.add_argument("command", choices=("up", *FORWARDED))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of an ops command")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        if args.args:
+            parser.error("up takes no arguments; it reads EVENTFLOW_AWS_PORT, _API_PORT, _DEMO")
+        from localcloud.up import main as up
+
+        return up()
+
+    port = os.environ.get("EVENTFLOW_AWS_PORT") or "5000"
+    for name, value in aws_exports(f"http://127.0.0.1:{port}").items():
+        os.environ.setdefault(name, value)
+    from ops.__main__ import main as ops
+
+    return ops(["--stage", "local", args.command, *args.args])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""``python -m localcloud up``: what ``make run`` runs, in the foreground.
+
+Start-up order and shutdown live in :class:`localcloud.cloud.LocalCloud`; this
+module adds the user-facing parts: ports from the environment, the printed
+endpoints and exports, the demo, the status view, and signals.
+
+SIGINT and SIGTERM only set an event. Everything that waits (the demo's
+progress, the status view) watches that event, so the cloud stops through one
+path, in order, whatever the moment the signal arrives; a second signal
+exits at once, for a shutdown that hangs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from types import FrameType
+
+from rich.console import Console
+
+from localcloud.cloud import LocalCloud, PortInUseError
+from localcloud.demo import run_demo
+from localcloud.live import run_live
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "")
+    try:
+        port = int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name}={value!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise SystemExit(f"{name}={value!r} is not a port number")
+    return port
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)  # Second signal: the user gave up on a clean stop.
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _print_ready(cloud: LocalCloud, console: Console, seconds: float) -> None:
+    say = {"markup": False, "highlight": False, "soft_wrap": True}
+    console.print(f"eventflow local cloud ready in {seconds:.1f} s", style="bold green")
+    console.print(f"  API (Chalice local): {cloud.api_endpoint}", **say)
+    console.print(f"  AWS (moto):          {cloud.aws_endpoint}", **say)
+    console.print("Point the aws CLI and boto3 at it with:", **say)
+    for line in cloud.export_lines():
+        console.print(f"  {line}", **say)
+    console.print(f"  curl {cloud.api_endpoint}/health", **say)
+
+
+def main(environ: Mapping[str, str] = os.environ, console: Console | None = None) -> int:
+    console = console or Console()
+    aws_port = _port(environ, "EVENTFLOW_AWS_PORT", 5000)
+    api_port = _port(environ, "EVENTFLOW_API_PORT", 8000)
+    demo = environ.get("EVENTFLOW_DEMO", "1") != "0"
+
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    started = time.monotonic()
+    console.print("starting the eventflow local cloud...", highlight=False)
+    cloud = LocalCloud(aws_port=aws_port, api_port=api_port)
+    try:
+        cloud.start()
+    except PortInUseError as error:
+        console.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
+        return 2
+    try:
+        _print_ready(cloud, console, time.monotonic() - started)
+        if demo and not stop.is_set():
+            run_demo(cloud, console, should_stop=stop.is_set)
+        if not stop.is_set():
+            run_live(cloud, console, stop)
+    finally:
+        console.print("stopping...", highlight=False)
+        cloud.stop()
+        console.print("stopped", highlight=False)
+    return 0

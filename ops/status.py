@@ -1,0 +1,330 @@
+"""``status``: queue depths, DLQs, table counts, recent ingest jobs and handler metrics.
+
+:func:`snapshot` gathers everything as plain data, with the same API calls
+against the local cloud and a real account, so the one-shot command and the
+local cloud's live view (``localcloud.live``) show the same numbers. Each
+section fails on its own: a missing permission or resource shows up as an
+``error`` entry instead of hiding the rest.
+
+Where the numbers come from:
+
+* queues: ``GetQueueAttributes`` approximate counts, as CloudWatch reports them;
+* tables: ``DescribeTable`` ``ItemCount``. AWS refreshes it about every six
+  hours, so it is marked approximate there; moto computes it exactly.
+  ``exact=True`` counts with a ``Scan`` (``Select=COUNT``) instead, which reads
+  the whole table and is meant for the local cloud;
+* jobs: the first page of ingest-job records (``chalicelib.jobs.IngestJobs``), newest first;
+* handlers: the ``AWS/Lambda`` ``Invocations`` and ``Errors`` sums over the last
+  hour, which Lambda publishes in AWS and the local runtime publishes locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich import box
+from rich.columns import Columns
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from chalicelib.clock import Clock
+from chalicelib.jobs import IngestJobs
+from infra.declaration import Stack
+from infra.provision import Outputs
+from ops.target import Target, is_local_url
+
+METRICS_WINDOW = timedelta(hours=1)
+LAMBDA_METRICS = ("Invocations", "Errors")
+_AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+def function_names(stack: Stack) -> list[str]:
+    """The stage's event handlers (Chalice function names), in declaration order."""
+    names = [source.function for source in stack.event_sources]
+    # An S3 trigger is a bucket notification, not an event-source mapping, so
+    # the declaration has no settings entry for it.
+    if stack.settings.ingest_trigger == "s3":
+        names.append("ingest_from_s3")
+    return list(dict.fromkeys(names))
+
+
+def lambda_name(stack: Stack, function: str) -> str:
+    """Chalice's deployed name for a function: ``{app}-{stage}-{function}``."""
+    return stack.settings.name(function)
+
+
+# -- gathering -----------------------------------------------------------------
+
+
+def _queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def queues_snapshot(sqs: Any, stack: Stack, outputs: Outputs) -> list[dict[str, Any]]:
+    rows = []
+    for queue in stack.queues:
+        row: dict[str, Any] = {"key": queue.key, "name": queue.name, "dlq_name": queue.dlq_name}
+        try:
+            row["visible"], row["in_flight"] = _queue_counts(sqs, outputs.queues[queue.key]["url"])
+            row["dlq_visible"], row["dlq_in_flight"] = _queue_counts(
+                sqs, outputs.queues[queue.dlq_key]["url"]
+            )
+        except (*_AWS_ERRORS, KeyError) as error:
+            row["error"] = str(error)
+        rows.append(row)
+    return rows
+
+
+def _scan_count(ddb: Any, table: str) -> int:
+    count = 0
+    for page in ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT"):
+        count += page["Count"]
+    return count
+
+
+def tables_snapshot(ddb: Any, stack: Stack, exact: bool) -> list[dict[str, Any]]:
+    approximate = not exact and not is_local_url(ddb.meta.endpoint_url)
+    rows = []
+    for table in stack.tables:
+        row: dict[str, Any] = {"key": table.key, "name": table.name, "approximate": approximate}
+        try:
+            if exact:
+                row["items"] = _scan_count(ddb, table.name)
+            else:
+                row["items"] = int(ddb.describe_table(TableName=table.name)["Table"]["ItemCount"])
+        except _AWS_ERRORS as error:
+            row["error"] = str(error)
+        rows.append(row)
+    return rows
+
+
+def jobs_snapshot(ddb: Any, stack: Stack, limit: int) -> dict[str, Any]:
+    try:
+        jobs = IngestJobs(ddb, stack.settings.ingests_table, Clock())
+        items, _resume_key = jobs.list(limit)
+        return {"items": items}
+    except _AWS_ERRORS as error:
+        return {"items": [], "error": str(error)}
+
+
+def functions_snapshot(
+    cloudwatch: Any, stack: Stack, now: datetime | None = None
+) -> dict[str, Any]:
+    """Sums of AWS/Lambda metrics per handler over the last hour, in one GetMetricData call."""
+    names = function_names(stack)
+    # GetMetricData excludes the end time and truncates to the second, so end a
+    # minute ahead to include datapoints published just now.
+    end = (now or datetime.now(UTC)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = end - METRICS_WINDOW - timedelta(minutes=1)
+    period = int((end - start).total_seconds())
+    queries = []
+    for i, function in enumerate(names):
+        for metric in LAMBDA_METRICS:
+            queries.append(
+                {
+                    "Id": f"m{i}_{metric.lower()}",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/Lambda",
+                            "MetricName": metric,
+                            "Dimensions": [
+                                {"Name": "FunctionName", "Value": lambda_name(stack, function)}
+                            ],
+                        },
+                        "Period": period,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": True,
+                }
+            )
+    rows = [
+        {"function": f, "name": lambda_name(stack, f), "invocations": 0, "errors": 0} for f in names
+    ]
+    try:
+        paginator = cloudwatch.get_paginator("get_metric_data")
+        for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
+            for result in page["MetricDataResults"]:
+                index, metric = result["Id"][1:].split("_", 1)
+                rows[int(index)][metric] += int(sum(result.get("Values", [])))
+    except _AWS_ERRORS as error:
+        return {"items": rows, "error": str(error)}
+    return {"items": rows}
+
+
+def snapshot(
+    clients: Any, stack: Stack, outputs: Outputs, *, jobs_limit: int = 5, exact: bool = False
+) -> dict[str, Any]:
+    """Everything the status view shows, as plain data (JSON-serialisable)."""
+    return {
+        "stage": stack.stage,
+        "endpoint": clients("sqs").meta.endpoint_url,
+        "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "queues": queues_snapshot(clients("sqs"), stack, outputs),
+        "tables": tables_snapshot(clients("dynamodb"), stack, exact),
+        "jobs": jobs_snapshot(clients("dynamodb"), stack, jobs_limit),
+        "functions": functions_snapshot(clients("cloudwatch"), stack),
+    }
+
+
+# -- rendering -----------------------------------------------------------------
+
+
+# Borderless tables keep the whole live view on one screen.
+_TABLE_STYLE: dict[str, Any] = {
+    "title_justify": "left",
+    "box": box.SIMPLE_HEAD,
+    "show_edge": False,
+    "title_style": "bold",
+}
+
+
+def _count(value: Any, alert: bool = False) -> Text:
+    if value is None:
+        return Text("?", style="dim")
+    return Text(str(value), style="bold red" if alert and value else "")
+
+
+def _queues_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Queues", **_TABLE_STYLE)
+    for column in ("queue", "visible", "in flight", "DLQ"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], Text(row["error"], style="red"), "", "")
+            continue
+        dlq = row["dlq_visible"] + row["dlq_in_flight"]
+        table.add_row(
+            row["name"], _count(row["visible"]), _count(row["in_flight"]), _count(dlq, alert=True)
+        )
+    return table
+
+
+def _tables_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Tables", **_TABLE_STYLE)
+    table.add_column("table")
+    table.add_column("items", justify="right")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], Text(row["error"], style="red"))
+        else:
+            suffix = " (approx.)" if row["approximate"] else ""
+            table.add_row(row["name"], f"{row['items']}{suffix}")
+    return table
+
+
+def _functions_table(section: dict[str, Any], runtime_stats: dict[str, Any] | None) -> Table:
+    table = Table(title="Handlers (last hour)", **_TABLE_STYLE)
+    table.add_column("function")
+    table.add_column("invocations", justify="right")
+    table.add_column("errors", justify="right")
+    if runtime_stats is not None:
+        table.add_column("timeouts", justify="right")
+        table.add_column("last error", overflow="fold", max_width=60)
+    for row in section["items"]:
+        cells: list[Any] = [
+            row["function"],
+            _count(row["invocations"]),
+            _count(row["errors"], alert=True),
+        ]
+        if runtime_stats is not None:
+            stats = runtime_stats.get(row["function"], {})
+            cells += [_count(stats.get("timeouts"), alert=True), stats.get("last_error") or ""]
+        table.add_row(*cells)
+    if section.get("error"):
+        table.caption = f"metrics unavailable: {section['error']}"
+    return table
+
+
+def _jobs_table(section: dict[str, Any]) -> Table:
+    table = Table(title="Recent ingest jobs", **_TABLE_STYLE)
+    for column in ("started", "key", "state", "seen", "accepted", "rejected", "written"):
+        numeric = column in ("seen", "accepted", "rejected", "written")
+        table.add_column(column, justify="right" if numeric else "left")
+    styles = {"COMPLETED": "green", "COMPLETED_WITH_REJECTS": "yellow", "FAILED": "bold red"}
+    for job in section["items"]:
+        table.add_row(
+            str(job.get("started_at") or "")[:19],
+            str(job.get("key", "")),
+            Text(str(job.get("state", "")), style=styles.get(job.get("state"), "cyan")),
+            str(job.get("rows_seen", "")),
+            str(job.get("rows_accepted", "")),
+            str(job.get("rows_rejected", "")),
+            str(job.get("rows_written", "")),
+        )
+    if section.get("error"):
+        table.caption = f"jobs unavailable: {section['error']}"
+    elif not section["items"]:
+        table.caption = "no ingest jobs yet"
+    return table
+
+
+def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) -> Group:
+    """The status view as one rich renderable; ``runtime_stats`` adds the in-process runtime's."""
+    header = Text.assemble(
+        ("eventflow ", "bold"),
+        (f"stage {snap['stage']}", "cyan"),
+        f" at {snap['endpoint']}  ",
+        (snap["taken_at"], "dim"),
+    )
+    return Group(
+        header,
+        # Side by side when the terminal is wide enough; Columns wraps otherwise.
+        Columns([_queues_table(snap["queues"]), _tables_table(snap["tables"])], padding=(0, 4)),
+        _functions_table(snap["functions"], runtime_stats),
+        _jobs_table(snap["jobs"]),
+    )
+
+
+def plain_line(snap: dict[str, Any]) -> str:
+    """One log-friendly line, for output that is not a terminal."""
+    parts = []
+    for q in snap["queues"]:
+        if "error" in q:
+            parts.append(f"{q['key']}=error")
+        else:
+            dlq = q["dlq_visible"] + q["dlq_in_flight"]
+            parts.append(f"{q['key']} {q['visible']}+{q['in_flight']} dlq {dlq}")
+    parts += [f"{t['key']} {t.get('items', '?')}" for t in snap["tables"]]
+    parts += [
+        f"{f['function']} {f['invocations']} inv {f['errors']} err"
+        for f in snap["functions"]["items"]
+    ]
+    jobs = snap["jobs"]["items"]
+    if jobs:
+        parts.append(f"last job {jobs[0].get('state')}")
+    return "status: " + " | ".join(parts)
+
+
+# -- command -------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("status", help="print queue, table, job and handler status")
+    parser.add_argument("--jobs", type=int, default=5, help="recent ingest jobs to show")
+    parser.add_argument(
+        "--exact", action="store_true", help="count table items with a Scan (reads every item)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, target: Target, console: Console) -> int:
+    snap = snapshot(
+        target.clients, target.stack, target.outputs, jobs_limit=args.jobs, exact=args.exact
+    )
+    if args.json:
+        console.print_json(data=snap, default=str)
+    else:
+        console.print(render(snap))
+    return 0

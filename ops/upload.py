@@ -1,0 +1,179 @@
+"""``upload FILE``: put a CSV where the ingest trigger sees it, and follow its job.
+
+The job id is derived, not looked up: ``chalicelib.jobs.job_id`` is a function
+of bucket, key and object version (the ETag when the bucket is unversioned),
+exactly as the ingest handler computes it. So the CLI can follow the job
+before the handler has even created it, and uploading the same file again
+follows the same job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chalicelib.clock import Clock
+from chalicelib.config import UPLOADS_PREFIX
+from chalicelib.jobs import IngestJobs, job_id
+from infra.declaration import Stack
+from ops.target import Target
+
+FINAL_STATES = frozenset({"COMPLETED", "COMPLETED_WITH_REJECTS", "FAILED"})
+DEFAULT_TIMEOUT = 300.0
+
+
+class JobTimeout(TimeoutError):
+    pass
+
+
+def upload_key(path: Path) -> str:
+    return f"{UPLOADS_PREFIX}{path.name}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+
+    @property
+    def ingest_ids(self) -> tuple[str, ...]:
+        """The ids the object's ingest job may have, most likely first.
+
+        The handler's rule: the version id from the S3 event, else the ETag.
+        AWS puts ``versionId`` in every event of a versioned bucket, but moto's
+        notifications omit it, so on the local cloud the handler falls back to
+        the ETag. Watching both ids keeps this CLI right on either; in AWS the
+        second id simply never appears.
+        """
+        ids = [job_id(self.bucket, self.key, v) for v in (self.version_id, self.etag) if v]
+        return tuple(dict.fromkeys(ids))
+
+
+def upload_file(s3: Any, bucket: str, path: Path, key: str | None = None) -> Upload:
+    """Upload ``path`` with one PutObject.
+
+    One PutObject, not a multipart upload: multipart objects make S3 emit two
+    ObjectCreated events, and their ETag is not the content's MD5.
+    """
+    key = key or upload_key(path)
+    with path.open("rb") as body:
+        response = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")
+    return Upload(bucket, key, response["ETag"].strip('"'), response.get("VersionId"))
+
+
+def uploads_bucket(stack: Stack) -> str:
+    return stack.bucket("uploads").name
+
+
+def _find_job(jobs: Any, ingest_ids: Sequence[str]) -> dict[str, Any] | None:
+    for ingest_id in ingest_ids:
+        job = jobs.get(ingest_id)
+        if job is not None:
+            return job
+    return None
+
+
+def follow_job(
+    jobs: Any,
+    ingest_ids: Sequence[str],
+    console: Console,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    poll_interval: float = 0.25,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any] | None:
+    """Show a progress bar until the job reaches a final state; returns the job.
+
+    ``ingest_ids`` are the ids the job may have (see :attr:`Upload.ingest_ids`);
+    the first that appears is followed. Returns None when ``should_stop``
+    turns true first (Ctrl-C in the local cloud); raises :class:`JobTimeout`
+    after ``timeout`` seconds. The bar counts rows written against rows
+    accepted: the total is unknown until the ingest handler has read the
+    whole file, so until then it pulses.
+    """
+    deadline = time.monotonic() + timeout
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+    )
+    candidates = list(ingest_ids)
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("ingest: waiting for the handler", total=None)
+        while True:
+            job = _find_job(jobs, candidates)
+            if job is not None:
+                candidates = [job["ingest_id"]]  # Found: stop asking for the others.
+                accepted = int(job.get("rows_accepted") or 0)
+                written = int(job.get("rows_written") or 0)
+                state = job.get("state", "?")
+                total = accepted if accepted or state in FINAL_STATES else None
+                description = f"ingest {job['ingest_id'][:12]}: {state}"
+                progress.update(task, total=total, completed=written, description=description)
+                if state in FINAL_STATES:
+                    return job
+            if should_stop():
+                return None
+            if time.monotonic() > deadline:
+                raise JobTimeout(f"ingest {candidates[0]} did not finish within {timeout:.0f} s")
+            time.sleep(poll_interval)
+
+
+def describe_job(job: dict[str, Any]) -> str:
+    text = (
+        f"ingest {job['ingest_id']} {job['state']}: {job.get('rows_seen', 0)} rows seen, "
+        f"{job.get('rows_accepted', 0)} accepted, {job.get('rows_rejected', 0)} rejected, "
+        f"{job.get('rows_written', 0)} written"
+    )
+    if job.get("rejects_key"):
+        text += f"; rejects report s3://{job['bucket']}/{job['rejects_key']}"
+    if job.get("reason"):
+        text += f"; reason: {job['reason']}"
+    return text
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("upload", help="upload a CSV of readings and follow its ingest")
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--key", help=f"object key (default: {UPLOADS_PREFIX}<file name>)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait")
+    parser.add_argument("--no-follow", action="store_true", help="upload and print the job id only")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, target: Target, console: Console) -> int:
+    if not args.file.is_file():
+        console.print(f"[red]error:[/] {args.file} is not a file")
+        return 2
+    if args.key and not args.key.startswith(UPLOADS_PREFIX):
+        # Only the uploads prefix is wired to the ingest trigger.
+        console.print(f"[red]error:[/] --key must start with {UPLOADS_PREFIX}")
+        return 2
+    bucket = uploads_bucket(target.stack)
+    upload = upload_file(target.clients("s3"), bucket, args.file, args.key)
+    say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
+    say(f"uploaded s3://{bucket}/{upload.key}")
+    if args.no_follow:
+        say("ingest id: " + " or ".join(upload.ingest_ids))
+        return 0
+    jobs = IngestJobs(target.clients("dynamodb"), target.stack.settings.ingests_table, Clock())
+    try:
+        job = follow_job(jobs, upload.ingest_ids, console, timeout=args.timeout)
+    except JobTimeout as error:
+        console.print(f"[red]error:[/] {error}")
+        return 1
+    assert job is not None  # follow_job only returns None when asked to stop.
+    say(describe_job(job))
+    return 1 if job["state"] == "FAILED" else 0

@@ -1,0 +1,104 @@
+"""``make run`` smoke test: ``python -m localcloud up`` as a user runs it, stopped with Ctrl-C.
+
+It starts the real entry point in a subprocess on free ports with the demo on,
+waits (bounded) for ``/health`` and for the demo's job to end, checks that
+job through the API, sends SIGINT, and checks that the process exits 0 and releases both ports.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.localcloud.test_cloud_lifecycle import port_is_free
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+STARTUP_LIMIT = 45.0
+DEMO_LIMIT = 60.0
+EXIT_LIMIT = 20.0
+DEMO_FINISHED = re.compile(r"demo: ingest ([0-9a-f]+) ([A-Z_]+):")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(port: int, path: str) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def wait_for(condition, limit: float, what: str, process: subprocess.Popen):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"localcloud exited early while waiting for {what}"
+        try:
+            result = condition()
+        except OSError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not reached within {limit:.0f} s")
+
+
+def test_make_run_serves_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
+    aws_port, api_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "EVENTFLOW_AWS_PORT": str(aws_port),
+        "EVENTFLOW_API_PORT": str(api_port),
+        "EVENTFLOW_DEMO": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        env.pop(name, None)
+    log = tmp_path / "localcloud.out"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localcloud", "up"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: get(api_port, "/health")[0] == 200, STARTUP_LIMIT, "/health", process)
+
+        # The demo prints the job's id and state once the job is over.
+        finished = wait_for(
+            lambda: DEMO_FINISHED.search(log.read_text()), DEMO_LIMIT, "the demo's end", process
+        )
+        assert finished.group(2) == "COMPLETED", log.read_text()
+        status, job = get(api_port, f"/ingests/{finished.group(1)}")
+        assert (status, job["state"]) == (200, "COMPLETED"), job
+        assert job["rows_written"] == job["rows_accepted"] > 0
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=EXIT_LIMIT) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    text = log.read_text()
+    assert f"http://127.0.0.1:{api_port}" in text
+    assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{aws_port}" in text
+    assert f"curl http://127.0.0.1:{api_port}/readings/lab-01" in text
+    assert "stopped" in text
+    assert port_is_free(aws_port) and port_is_free(api_port)
