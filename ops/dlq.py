@@ -1,0 +1,175 @@
+"""``dlq peek QUEUE`` and ``dlq redrive QUEUE``: look into a dead-letter queue, move it back.
+
+QUEUE is a queue of the stage's declaration, by key (``ingest``,
+``s3-events``), by name, or by its DLQ's key or name; both commands act on
+that queue's DLQ, and ``redrive`` sends to the queue itself. URLs come from
+``GetQueueUrl`` on the declared names, so the same command finds the local
+cloud's queues and a real account's. The logic is in :mod:`ops.redrive`; this
+module only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from ops.redrive import (
+    PeekedMessage,
+    RedriveResult,
+    UnknownQueueError,
+    abbreviate,
+    peek,
+    queue_url,
+    redrive,
+    resolve_queue,
+)
+from ops.target import Target
+
+DEFAULT_PEEK = 10
+DEFAULT_REDRIVE = 1000
+# The table's body column is a hint; --json or --full show more.
+TABLE_BODY_CHARS = 120
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("dlq", help="peek into or redrive a dead-letter queue")
+    commands = parser.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+
+    peek_parser = commands.add_parser("peek", help="show a DLQ's messages without consuming them")
+    peek_parser.add_argument("queue", help="queue key or name (ingest, s3-events, ...)")
+    peek_parser.add_argument(
+        "--max", type=_positive, default=DEFAULT_PEEK, help=f"messages to show ({DEFAULT_PEEK})"
+    )
+    peek_parser.add_argument("--full", action="store_true", help="print whole bodies")
+    peek_parser.add_argument("--json", action="store_true", help="print JSON")
+    peek_parser.set_defaults(run=run_peek)
+
+    redrive_parser = commands.add_parser(
+        "redrive", help="move a DLQ's messages back to their source queue"
+    )
+    redrive_parser.add_argument("queue", help="queue key or name (ingest, s3-events, ...)")
+    redrive_parser.add_argument(
+        "--max",
+        type=_positive,
+        default=DEFAULT_REDRIVE,
+        help=f"messages to move at most ({DEFAULT_REDRIVE})",
+    )
+    redrive_parser.add_argument("--json", action="store_true", help="print JSON")
+    redrive_parser.set_defaults(run=run_redrive)
+
+
+def run_peek(args: argparse.Namespace, target: Target, console: Console) -> int:
+    try:
+        queue = resolve_queue(target.stack, args.queue)
+    except UnknownQueueError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    sqs = target.clients.sqs
+    messages = peek(sqs, queue_url(sqs, queue.dlq_name), args.max)
+    if args.json:
+        console.print_json(
+            data={
+                "dlq": queue.dlq_name,
+                "messages": [m.to_dict(full_body=args.full) for m in messages],
+            }
+        )
+        return 0
+    if not messages:
+        console.print(f"{queue.dlq_name} is empty")
+        return 0
+    console.print(render_peek(queue.dlq_name, messages, full=args.full))
+    return 0
+
+
+def render_peek(dlq_name: str, messages: list[PeekedMessage], full: bool = False) -> Table:
+    table = Table(title=f"{dlq_name}: {len(messages)} message(s), not consumed", show_lines=True)
+    for column in ("message id", "receives", "sent (UTC)", "eventflow", "body"):
+        table.add_column(column, overflow="fold")
+    for m in messages:
+        details = [describe_summary(m.summary)]
+        if m.message_attributes:
+            details.append(
+                "attributes: "
+                + ", ".join(
+                    f"{k}={v.get('StringValue', '<binary>')}"
+                    for k, v in m.message_attributes.items()
+                )
+            )
+        table.add_row(
+            m.message_id,
+            str(m.receive_count),
+            _timestamp(m.sent_at_ms),
+            "\n".join(details),
+            m.body if full else abbreviate(m.body, TABLE_BODY_CHARS),
+        )
+    return table
+
+
+def describe_summary(summary: dict) -> str:
+    kind = summary.get("kind")
+    if kind == "chunk":
+        return f"chunk {summary['seq']} of ingest {summary['ingest_id']}, {summary['rows']} rows"
+    if kind == "s3-notification":
+        return (
+            "\n".join(
+                f"s3://{o['bucket']}/{o['key']} → ingest {o['ingest_id']}"
+                for o in summary["objects"]
+            )
+            or "S3 notification with no ingestible object"
+        )
+    if kind == "s3-test-event":
+        return "S3 test event"
+    return f"not an eventflow message: {summary.get('problem')}"
+
+
+def _timestamp(ms: int | None) -> str:
+    if ms is None:
+        return "?"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def run_redrive(args: argparse.Namespace, target: Target, console: Console) -> int:
+    try:
+        queue = resolve_queue(target.stack, args.queue)
+    except UnknownQueueError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    sqs = target.clients.sqs
+    result = redrive(
+        sqs,
+        queue_url(sqs, queue.dlq_name),
+        queue_url(sqs, queue.name),
+        args.max,
+        fifo=queue.fifo,
+    )
+    if args.json:
+        console.print_json(data={"dlq": queue.dlq_name, "queue": queue.name, **result.to_dict()})
+    else:
+        print_redrive(console, queue.dlq_name, queue.name, result)
+    return 0 if result.ok else 1
+
+
+def print_redrive(console: Console, dlq: str, source: str, result: RedriveResult) -> None:
+    console.print(
+        f"moved {result.moved} message(s) from {dlq} to {source}; "
+        f"{len(result.failed)} failed and stay in the DLQ"
+    )
+    for failure in result.failed:
+        console.print(f"  [red]failed[/] {failure.message_id}: {failure.code} {failure.reason}")
+    if result.not_deleted:
+        console.print(
+            f"[yellow]{len(result.not_deleted)} message(s) were sent but are still in the DLQ "
+            "(delete failed); redriving them again is a no-op for the consumers[/]"
+        )
+    if result.aborted:
+        console.print(f"[red]stopped:[/] SQS refused a whole batch: {result.aborted}")

@@ -1,0 +1,460 @@
+"""Looking into a dead-letter queue and moving its messages back: the logic behind ``ops dlq``.
+
+Everything here takes a boto3 SQS client and queue URLs, so it runs unchanged
+against the local cloud, a real account, or moto in the tests; the argparse
+glue lives in :mod:`ops.dlq`.
+
+Why receive, send and delete rather than ``StartMessageMoveTask``: the local
+cloud (moto) does not implement the move task, and the operator's tool must
+behave the same in both places. Doing it by hand also lets the redrive report,
+message by message, what moved and what did not.
+
+The two operations keep one promise each:
+
+* :func:`peek` consumes nothing. It hides the messages it reads for a short
+  visibility timeout (so that later receives in the same peek return new
+  messages rather than the same ones again) and makes every one of them
+  visible again before it returns, even when it fails half-way.
+* :func:`redrive` never loses a message. A DLQ message is deleted only after
+  SQS has confirmed that its copy reached the source queue; a message whose
+  send failed stays in the DLQ (made visible again at the end of the run) and
+  is reported. The reverse failure, sent but not deleted, leaves a duplicate
+  that a later redrive moves again; eventflow's consumers are idempotent
+  (deterministic ingest job ids, chunk markers, idempotent puts), so a
+  duplicate costs a no-op, never a double count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.chunks import decode_chunk
+from chalicelib.errors import EventflowError
+from chalicelib.s3events import refs_from_sqs_body
+from infra.declaration import Queue, Stack
+
+SQS_BATCH = 10
+# Long enough to finish one peek or one batch's send-and-delete, short enough
+# that a crashed operator's session leaves messages hidden only briefly.
+PEEK_VISIBILITY_SECONDS = 30
+REDRIVE_VISIBILITY_SECONDS = 60
+# Short polling samples a subset of SQS's servers, so one empty answer does not
+# prove a queue empty; a 1 s long poll asks all of them.
+WAIT_SECONDS = 1
+MAX_EMPTY_RECEIVES = 2
+# SendMessageBatch caps the whole request's payload. 256 KiB is the historical
+# limit (and still the default queue maximum); a message larger than that is
+# sent in a batch of its own.
+MAX_BATCH_BYTES = 256 * 1024
+BODY_PREVIEW_CHARS = 300
+
+
+class UnknownQueueError(KeyError):
+    """The QUEUE argument names no queue (or DLQ) of the stage's declaration."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes.
+        return str(self.args[0])
+
+
+def resolve_queue(stack: Stack, name: str) -> Queue:
+    """The declared queue that ``name`` designates.
+
+    Accepts the declaration key (``ingest``), the physical name
+    (``eventflow-dev-ingest``), and the same two for its DLQ (``ingest-dlq``,
+    ``eventflow-dev-ingest-dlq``), because an alarm names the DLQ and the
+    operator will paste what the alarm says.
+
+    Raises
+    ------
+    UnknownQueueError
+        When no declared queue matches; the message lists the valid keys.
+    """
+    for queue in stack.queues:
+        if name in (queue.key, queue.name, queue.dlq_key, queue.dlq_name):
+            return queue
+    known = ", ".join(q.key for q in stack.queues)
+    raise UnknownQueueError(f"no queue {name!r} in stage {stack.stage} (known: {known})")
+
+
+def queue_url(sqs: Any, name: str) -> str:
+    return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+
+
+# -- peek --------------------------------------------------------------------------
+
+
+@dataclass
+class PeekedMessage:
+    """One DLQ message as the operator sees it."""
+
+    message_id: str
+    body: str
+    body_bytes: int
+    receive_count: int
+    sent_at_ms: int | None
+    attributes: dict[str, str]
+    message_attributes: dict[str, Any]
+    # What eventflow makes of the body: a chunk, an S3 notification, or why neither.
+    summary: dict[str, Any]
+
+    def to_dict(self, full_body: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not full_body:
+            data["body"] = abbreviate(self.body)
+        return data
+
+
+def abbreviate(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def summarize(body: str) -> dict[str, Any]:
+    """Decode an eventflow message body into what an operator needs to act on it.
+
+    A chunk (ingest queue) gives its ingest id, sequence number and row count;
+    an S3 notification (s3-events queue) gives the objects and their ingest
+    ids, which ``ops ingest replay`` takes. Anything else is reported as such,
+    with the decoder's reason, because that is itself the diagnosis of a
+    poison message.
+    """
+    try:
+        chunk = decode_chunk(body)
+        return {
+            "kind": "chunk",
+            "ingest_id": chunk.ingest_id,
+            "seq": chunk.seq,
+            "rows": len(chunk.rows),
+        }
+    except EventflowError as error:
+        chunk_problem = error.message
+    try:
+        refs = refs_from_sqs_body(body)
+    except EventflowError:
+        return {"kind": "unknown", "problem": chunk_problem}
+    if not refs and _is_s3_test_event(body):
+        return {"kind": "s3-test-event"}
+    return {
+        "kind": "s3-notification",
+        "objects": [
+            {"bucket": r.bucket, "key": r.key, "version": r.version, "ingest_id": r.ingest_id}
+            for r in refs
+        ],
+    }
+
+
+def _is_s3_test_event(body: str) -> bool:
+    try:
+        return json.loads(body).get("Event") == "s3:TestEvent"
+    except (ValueError, AttributeError):
+        return False
+
+
+def _to_peeked(message: dict[str, Any]) -> PeekedMessage:
+    attributes = message.get("Attributes", {})
+    sent = attributes.get("SentTimestamp")
+    return PeekedMessage(
+        message_id=message["MessageId"],
+        body=message["Body"],
+        body_bytes=len(message["Body"].encode()),
+        receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
+        sent_at_ms=int(sent) if sent else None,
+        attributes=attributes,
+        message_attributes=message.get("MessageAttributes", {}),
+        summary=summarize(message["Body"]),
+    )
+
+
+def peek(
+    sqs: Any,
+    dlq_url: str,
+    max_messages: int = SQS_BATCH,
+    *,
+    visibility_timeout: int = PEEK_VISIBILITY_SECONDS,
+    wait_seconds: int | None = None,
+) -> list[PeekedMessage]:
+    """Read up to ``max_messages`` messages from a DLQ without consuming them.
+
+    Each receive raises the messages' ``ApproximateReceiveCount`` by one; on
+    a DLQ, which has no redrive policy of its own, that changes nothing but
+    the number shown.
+
+    Returns
+    -------
+    list[PeekedMessage]
+        At most ``max_messages``, in the order SQS returned them.
+    """
+    seen: dict[str, PeekedMessage] = {}
+    handles: list[str] = []
+    try:
+        while len(seen) < max_messages:
+            batch = _receive(
+                sqs,
+                dlq_url,
+                min(SQS_BATCH, max_messages - len(seen)),
+                visibility_timeout,
+                wait_seconds,
+            )
+            if not batch:
+                break
+            for message in batch:
+                handles.append(message["ReceiptHandle"])
+                # A receive can repeat a message (at-least-once); show it once.
+                seen.setdefault(message["MessageId"], _to_peeked(message))
+    finally:
+        # Put everything back even on Ctrl-C or an error: a peek must not
+        # hide messages from the alarm or the redrive for the timeout's length.
+        release(sqs, dlq_url, handles)
+    return list(seen.values())[:max_messages]
+
+
+def release(sqs: Any, url: str, handles: list[str]) -> list[str]:
+    """Make received messages visible again at once; returns the handles SQS refused."""
+    refused: list[str] = []
+    for start in range(0, len(handles), SQS_BATCH):
+        part = handles[start : start + SQS_BATCH]
+        response = sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(part)
+            ],
+        )
+        refused.extend(part[int(f["Id"])] for f in response.get("Failed", []))
+    return refused
+
+
+def _receive(
+    sqs: Any, url: str, count: int, visibility_timeout: int, wait_seconds: int | None
+) -> list[dict[str, Any]]:
+    # None means the module default, read at call time so a test can shorten it.
+    wait_seconds = WAIT_SECONDS if wait_seconds is None else wait_seconds
+    return sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=count,
+        VisibilityTimeout=visibility_timeout,
+        WaitTimeSeconds=wait_seconds,
+        # "All" includes the FIFO system attributes (MessageGroupId,
+        # MessageDeduplicationId) and AWSTraceHeader, which a redrive copies.
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    ).get("Messages", [])
+
+
+# -- redrive -----------------------------------------------------------------------
+
+
+@dataclass
+class FailedMessage:
+    message_id: str
+    code: str
+    reason: str
+    sender_fault: bool
+
+
+@dataclass
+class RedriveResult:
+    """What one redrive did; ``failed`` messages are still in the DLQ."""
+
+    # Messages SQS accepted on the source queue (including any in not_deleted).
+    moved: int = 0
+    failed: list[FailedMessage] = field(default_factory=list)
+    # Sent to the source queue but still in the DLQ (the delete failed): a
+    # later redrive sends them again, which the consumers absorb as no-ops.
+    not_deleted: list[str] = field(default_factory=list)
+    receives: int = 0
+    # Set when a whole SendMessageBatch call was refused: the run stops there
+    # rather than push every remaining message into the same refusal.
+    aborted: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_deleted and self.aborted is None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+def send_entry(message: dict[str, Any], entry_id: str, fifo: bool) -> dict[str, Any]:
+    """The SendMessageBatch entry that recreates ``message`` on the source queue.
+
+    The body and the message attributes are copied as they are. On a FIFO
+    target the group id is kept, so the message rejoins its group's order,
+    and so is the deduplication id. (SQS deduplicates ids it saw in the last
+    five minutes, so a message redriven within five minutes of its original
+    send would be dropped as a duplicate; a message that reached a DLQ after
+    ``maxReceiveCount`` visibility timeouts is normally older than that.)
+    """
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": message["Body"]}
+    attributes = {
+        name: _attribute_value(value)
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+    if attributes:
+        entry["MessageAttributes"] = attributes
+    system = message.get("Attributes", {})
+    if system.get("AWSTraceHeader"):
+        entry["MessageSystemAttributes"] = {
+            "AWSTraceHeader": {"DataType": "String", "StringValue": system["AWSTraceHeader"]}
+        }
+    if fifo:
+        for name in ("MessageGroupId", "MessageDeduplicationId"):
+            if system.get(name):
+                entry[name] = system[name]
+    return entry
+
+
+def _attribute_value(value: dict[str, Any]) -> dict[str, Any]:
+    # Receive also returns the reserved, always-empty list fields, which a
+    # send must not carry; keep exactly the fields that define the value.
+    return {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
+
+
+def _entry_bytes(entry: dict[str, Any]) -> int:
+    size = len(entry["MessageBody"].encode())
+    for name, value in entry.get("MessageAttributes", {}).items():
+        size += len(name.encode()) + len(value["DataType"].encode())
+        size += len(value.get("StringValue", "").encode()) + len(value.get("BinaryValue", b""))
+    return size
+
+
+def _split_by_size(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for entry in entries:
+        entry_size = _entry_bytes(entry)
+        if current and size + entry_size > MAX_BATCH_BYTES:
+            batches.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def redrive(
+    sqs: Any,
+    dlq_url: str,
+    target_url: str,
+    max_messages: int,
+    *,
+    fifo: bool | None = None,
+    sender: Any = None,
+    visibility_timeout: int = REDRIVE_VISIBILITY_SECONDS,
+    wait_seconds: int | None = None,
+    max_empty_receives: int = MAX_EMPTY_RECEIVES,
+) -> RedriveResult:
+    """Move up to ``max_messages`` messages from a DLQ to ``target_url``.
+
+    Batched: receive up to 10, send them with SendMessageBatch (split further
+    only to respect the request size limit), then delete from the DLQ exactly
+    the entries the send reported successful. Bounded: stops at
+    ``max_messages`` messages handled (moved or failed), after
+    ``max_empty_receives`` empty receives in a row, or when a whole send is
+    refused.
+
+    Failed messages are not retried within the run: they stay hidden (for
+    ``visibility_timeout``, which outlasts a run of ordinary size), so the
+    loop does not receive them again, and are made visible again when it
+    ends, for the next look. Were a very long run to outlast the timeout, a
+    failed message could be tried once more; the ``max_messages`` bound holds.
+
+    Parameters
+    ----------
+    sqs
+        Client used to receive from and delete in the DLQ.
+    fifo
+        Whether the target is a FIFO queue (copies group and deduplication
+        ids); guessed from the URL's ``.fifo`` suffix when None.
+    sender
+        Client used for SendMessageBatch; ``sqs`` when None. A separate client
+        lets a test inject a send failure without touching the receives.
+
+    Returns
+    -------
+    RedriveResult
+        Counts and the messages that did not move, with SQS's reasons.
+    """
+    sender = sender or sqs
+    fifo = target_url.endswith(".fifo") if fifo is None else fifo
+    result = RedriveResult()
+    held: list[str] = []  # receipt handles of failed messages, released at the end
+    empty = 0
+    try:
+        while result.moved + len(result.failed) < max_messages and result.aborted is None:
+            want = min(SQS_BATCH, max_messages - result.moved - len(result.failed))
+            messages = _receive(sqs, dlq_url, want, visibility_timeout, wait_seconds)
+            result.receives += 1
+            if not messages:
+                empty += 1
+                if empty >= max_empty_receives:
+                    break
+                continue
+            empty = 0
+            by_id = {str(i): m for i, m in enumerate(messages)}
+            entries = [send_entry(m, i, fifo) for i, m in by_id.items()]
+            for batch in _split_by_size(entries):
+                # After a refused call the rest of the receive is not attempted:
+                # it stays in the DLQ, like the refused batch itself.
+                sent = [] if result.aborted else _send(sender, target_url, batch, by_id, result)
+                _delete(sqs, dlq_url, [by_id[i] for i in sent], result)
+                result.moved += len(sent)
+                unsent = {e["Id"] for e in batch} - set(sent)
+                held.extend(by_id[i]["ReceiptHandle"] for i in sorted(unsent))
+    finally:
+        release(sqs, dlq_url, held)
+    return result
+
+
+def _send(
+    sender: Any,
+    url: str,
+    batch: list[dict[str, Any]],
+    by_id: dict[str, dict[str, Any]],
+    result: RedriveResult,
+) -> list[str]:
+    """Send one batch; returns the ids SQS accepted and records the rest as failed."""
+    try:
+        response = sender.send_message_batch(QueueUrl=url, Entries=batch)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        code, reason = details.get("Code", "ClientError"), details.get("Message", str(error))
+        for entry in batch:
+            result.failed.append(
+                FailedMessage(by_id[entry["Id"]]["MessageId"], code, reason, sender_fault=True)
+            )
+        result.aborted = f"{code}: {reason}"
+        return []
+    for failure in response.get("Failed", []):
+        result.failed.append(
+            FailedMessage(
+                message_id=by_id[failure["Id"]]["MessageId"],
+                code=failure.get("Code", ""),
+                reason=failure.get("Message", ""),
+                sender_fault=bool(failure.get("SenderFault")),
+            )
+        )
+    return [ok["Id"] for ok in response.get("Successful", [])]
+
+
+def _delete(sqs: Any, url: str, messages: list[dict[str, Any]], result: RedriveResult) -> None:
+    if not messages:
+        return
+    response = sqs.delete_message_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ],
+    )
+    result.not_deleted.extend(
+        messages[int(f["Id"])]["MessageId"] for f in response.get("Failed", [])
+    )
