@@ -131,35 +131,42 @@ def _queue(queue: Queue, stack: Stack) -> Template:
     return {dlq_id(queue): dlq, queue_id(queue): source}
 
 
-def _key_schema(partition, sort) -> list[dict[str, str]]:
+# CreateTable and AWS::DynamoDB::Table share these shapes; the provisioner uses them too.
+def key_schema(partition, sort) -> list[dict[str, str]]:
     schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
     if sort is not None:
         schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
     return schema
 
 
+def attribute_definitions(table: Table) -> list[dict[str, str]]:
+    return [{"AttributeName": a.name, "AttributeType": a.type} for a in table.attributes]
+
+
+def global_secondary_indexes(table: Table) -> list[dict[str, Any]]:
+    return [
+        {
+            "IndexName": index.name,
+            "KeySchema": key_schema(index.partition_key, index.sort_key),
+            "Projection": {"ProjectionType": index.projection},
+        }
+        for index in table.indexes
+    ]
+
+
 def _table(table: Table, stack: Stack) -> Template:
     properties: dict[str, Any] = {
         "TableName": table.name,
         "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": a.name, "AttributeType": a.type} for a in table.attributes
-        ],
-        "KeySchema": _key_schema(table.partition_key, table.sort_key),
+        "AttributeDefinitions": attribute_definitions(table),
+        "KeySchema": key_schema(table.partition_key, table.sort_key),
         "SSESpecification": {"SSEEnabled": True},
         "PointInTimeRecoverySpecification": {
             "PointInTimeRecoveryEnabled": table.point_in_time_recovery
         },
     }
     if table.indexes:
-        properties["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index.name,
-                "KeySchema": _key_schema(index.partition_key, index.sort_key),
-                "Projection": {"ProjectionType": index.projection},
-            }
-            for index in table.indexes
-        ]
+        properties["GlobalSecondaryIndexes"] = global_secondary_indexes(table)
     if table.ttl_attribute:
         properties["TimeToLiveSpecification"] = {
             "AttributeName": table.ttl_attribute,

@@ -16,7 +16,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import arns
-from infra.cloudformation import s3_send_policy, tls_only_policy
+from infra.cloudformation import (
+    attribute_definitions,
+    global_secondary_indexes,
+    key_schema,
+    s3_send_policy,
+    tls_only_policy,
+)
 from infra.declaration import Alarm, Bucket, Dashboard, Queue, Stack, Table, Topic
 
 
@@ -183,30 +189,15 @@ class Provisioner:
 
     @staticmethod
     def _create_table_args(table: Table) -> dict[str, Any]:
-        def key_schema(partition, sort):
-            schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
-            if sort is not None:
-                schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
-            return schema
-
         args: dict[str, Any] = {
             "TableName": table.name,
             "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [
-                {"AttributeName": a.name, "AttributeType": a.type} for a in table.attributes
-            ],
+            "AttributeDefinitions": attribute_definitions(table),
             "KeySchema": key_schema(table.partition_key, table.sort_key),
             "SSESpecification": {"Enabled": True},
         }
         if table.indexes:
-            args["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": index.name,
-                    "KeySchema": key_schema(index.partition_key, index.sort_key),
-                    "Projection": {"ProjectionType": index.projection},
-                }
-                for index in table.indexes
-            ]
+            args["GlobalSecondaryIndexes"] = global_secondary_indexes(table)
         if table.stream_view_type:
             args["StreamSpecification"] = {
                 "StreamEnabled": True,
