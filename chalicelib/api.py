@@ -21,7 +21,7 @@ from chalicelib import keys
 from chalicelib.config import UPLOADS_PREFIX
 from chalicelib.errors import BadRequest, NotFound, ValidationFailed
 from chalicelib.pagination import decode_cursor, encode_cursor, invalid_cursor
-from chalicelib.readings import Reading, _identifier, _text, parse_timestamp, problems
+from chalicelib.readings import Reading, parse_identifier, parse_timestamp, problems
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 DEFAULT_LIMIT = 50
@@ -161,7 +161,7 @@ def create_reading(services, params, raw_body, headers) -> tuple[int, dict[str, 
 
 
 def _location(location: str) -> str:
-    return _field("location", lambda v: _identifier(_text(v)), location)
+    return _field("location", parse_identifier, location)
 
 
 def _split_id(reading_id: str) -> tuple[datetime, str]:
@@ -211,7 +211,7 @@ def list_location_readings(services, location, params, raw_body, headers):
         raise BadRequest.field("from", "must not be later than to")
     source = params.get("source")
     if source is not None:
-        source = _field("source", lambda v: _identifier(_text(v)), source)
+        source = _field("source", parse_identifier, source)
     limit = _limit(params)
     query = {
         "path": "location",

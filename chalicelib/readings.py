@@ -122,6 +122,11 @@ def parse_latency(value: Any) -> Decimal:
     return number
 
 
+def parse_identifier(value: Any) -> str:
+    """A location or source as the API takes it in a path or query parameter."""
+    return _identifier(_text(value))
+
+
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 Text = Annotated[str, BeforeValidator(_text)]
 Identifier = Annotated[str, BeforeValidator(_text), AfterValidator(_identifier)]
