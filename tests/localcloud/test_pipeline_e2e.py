@@ -1,7 +1,7 @@
 """The readings pipeline end to end on a real local cloud (moto server, runtime, HTTP API).
 
-Each test runs its own cloud on ephemeral ports. Queues that the test wants
-to see retried get a 1-second visibility timeout, so five receives take
+Each test runs its own cloud on ephemeral ports. The queue that a test wants
+to see retried gets a 5-second visibility timeout, so five receives take
 seconds, not the stage's production-sized half hour.
 """
 
@@ -77,11 +77,18 @@ def test_an_uploaded_csv_can_be_queried_through_the_http_api(cloud):
     assert status == 200 and len(page["items"]) == 20
 
 
+# Long enough that a batch is always finished before its messages reappear
+# (else SQS redelivers them too, as it would in AWS), short enough for five
+# receives to take well under a minute.
+TEST_VISIBILITY_SECONDS = "5"
+
+
 def _fast_retry_runtime(app, stage_config, stack, outputs, clients):
     # Lowered before the pollers start: a receive already waiting inside moto
     # keeps the visibility timeout the queue had when it began.
     clients.sqs.set_queue_attributes(
-        QueueUrl=outputs.queues["ingest"]["url"], Attributes={"VisibilityTimeout": "1"}
+        QueueUrl=outputs.queues["ingest"]["url"],
+        Attributes={"VisibilityTimeout": TEST_VISIBILITY_SECONDS},
     )
     return default_runtime(app, stage_config, stack, outputs, clients)
 
