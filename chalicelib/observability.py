@@ -36,6 +36,9 @@ def invocation(function: str, stage: str) -> Iterator[None]:
         # Flushing nothing only produces a warning (a TestEvent, a skipped duplicate).
         if metrics.metric_set:
             metrics.flush_metrics()
+            # With POWERTOOLS_METRICS_DISABLED, Powertools skips its own clear,
+            # and the set would grow with every warm invocation.
+            metrics.clear_metrics()
 
 
 @contextmanager

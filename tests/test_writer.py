@@ -174,3 +174,12 @@ def test_reopening_a_job_clears_its_failure(services, job):
         None,
     )
     assert reopened["finished_at"] is None
+
+
+def test_disabled_metrics_do_not_pile_up_across_invocations(services, job, monkeypatch):
+    from chalicelib.observability import metrics
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    for seq in range(3):
+        handlers.write_readings(events.sqs_event(chunk(job, seq, [row(seq)])), None, services)
+    assert not metrics.metric_set
