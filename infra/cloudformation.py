@@ -383,12 +383,7 @@ def event_properties(stack: Stack, source: EventSourceSettings) -> tuple[str, di
         return event_id(source.function, "sqs"), properties
     table = stack.table(source.source_key)
     properties["Stream"] = sub(f"${{{table_id(table)}.StreamArn}}")
-    if source.bisect_batch_on_error is not None:
-        properties["BisectBatchOnFunctionError"] = source.bisect_batch_on_error
-    if source.maximum_retry_attempts is not None:
-        properties["MaximumRetryAttempts"] = source.maximum_retry_attempts
-    if source.maximum_record_age_seconds is not None:
-        properties["MaximumRecordAgeInSeconds"] = source.maximum_record_age_seconds
+    properties.update(source.stream_retry_settings())
     if source.on_failure_queue_key:
         target = stack.queue(source.on_failure_queue_key)
         properties["DestinationConfig"] = {

@@ -191,6 +191,18 @@ class EventSourceSettings:
     maximum_record_age_seconds: int | None = None
     on_failure_queue_key: str | None = None
 
+    def stream_retry_settings(self) -> dict[str, bool | int]:
+        """The stream-only retry settings that are set, under Lambda's names.
+
+        The Lambda API and CloudFormation share these names; Terraform renames them.
+        """
+        values = {
+            "BisectBatchOnFunctionError": self.bisect_batch_on_error,
+            "MaximumRetryAttempts": self.maximum_retry_attempts,
+            "MaximumRecordAgeInSeconds": self.maximum_record_age_seconds,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
 
 @dataclass(frozen=True)
 class Stack:

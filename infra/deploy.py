@@ -60,12 +60,7 @@ def wanted_settings(stack: Stack, source: EventSourceSettings, outputs: Outputs)
     if source.source_key in {queue.key for queue in stack.queues}:
         return wanted
     # Stream-only settings.
-    if source.bisect_batch_on_error is not None:
-        wanted["BisectBatchOnFunctionError"] = source.bisect_batch_on_error
-    if source.maximum_retry_attempts is not None:
-        wanted["MaximumRetryAttempts"] = source.maximum_retry_attempts
-    if source.maximum_record_age_seconds is not None:
-        wanted["MaximumRecordAgeInSeconds"] = source.maximum_record_age_seconds
+    wanted.update(source.stream_retry_settings())
     if source.on_failure_queue_key:
         arn = outputs.queues[source.on_failure_queue_key]["arn"]
         wanted["DestinationConfig"] = {"OnFailure": {"Destination": arn}}

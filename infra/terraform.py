@@ -28,6 +28,13 @@ from infra.declaration import Alarm, Bucket, Dashboard, Queue, Stack, Table, Top
 
 Blocks = dict[str, dict[str, Any]]
 
+# Lambda's mapping setting names, as the AWS provider spells them.
+TERRAFORM_MAPPING_NAMES = {
+    "BisectBatchOnFunctionError": "bisect_batch_on_function_error",
+    "MaximumRetryAttempts": "maximum_retry_attempts",
+    "MaximumRecordAgeInSeconds": "maximum_record_age_in_seconds",
+}
+
 REQUIRED_VERSION = ">= 1.3.0, < 2.0.0"
 # Chalice's resources still use aws_api_gateway_deployment.stage_name, which
 # provider 6 removed; 5.x is the newest line that accepts them.
@@ -324,12 +331,8 @@ def override(stack: Stack) -> dict[str, Any]:
             continue
         table = stack.table(source.source_key)
         body["event_source_arn"] = f"${{aws_dynamodb_table.{name(table.key)}.stream_arn}}"
-        if source.bisect_batch_on_error is not None:
-            body["bisect_batch_on_function_error"] = source.bisect_batch_on_error
-        if source.maximum_retry_attempts is not None:
-            body["maximum_retry_attempts"] = source.maximum_retry_attempts
-        if source.maximum_record_age_seconds is not None:
-            body["maximum_record_age_in_seconds"] = source.maximum_record_age_seconds
+        for setting, value in source.stream_retry_settings().items():
+            body[TERRAFORM_MAPPING_NAMES[setting]] = value
         if source.on_failure_queue_key:
             target = stack.queue(source.on_failure_queue_key)
             body["destination_config"] = [
