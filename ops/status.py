@@ -60,7 +60,8 @@ def lambda_name(stack: Stack, function: str) -> str:
 # -- gathering -----------------------------------------------------------------
 
 
-def _queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+def queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+    """(visible, in flight) messages of a queue."""
     attributes = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -76,8 +77,8 @@ def queues_snapshot(sqs: Any, stack: Stack, outputs: Outputs) -> list[dict[str, 
     for queue in stack.queues:
         row: dict[str, Any] = {"key": queue.key, "name": queue.name, "dlq_name": queue.dlq_name}
         try:
-            row["visible"], row["in_flight"] = _queue_counts(sqs, outputs.queues[queue.key]["url"])
-            row["dlq_visible"], row["dlq_in_flight"] = _queue_counts(
+            row["visible"], row["in_flight"] = queue_counts(sqs, outputs.queues[queue.key]["url"])
+            row["dlq_visible"], row["dlq_in_flight"] = queue_counts(
                 sqs, outputs.queues[queue.dlq_key]["url"]
             )
         except (*_AWS_ERRORS, KeyError) as error:

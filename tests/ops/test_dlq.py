@@ -20,6 +20,7 @@ from chalicelib.chunks import encode_chunk, encode_row
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main
 from ops.redrive import peek, redrive
+from ops.status import queue_counts
 
 ROW = ["1717200000.125", "lab-01", "wired", "gateway-a", "0.82", "probe-eu-1", "21.4"]
 TRACE = {"trace": {"DataType": "String", "StringValue": "abc-123"}}
@@ -44,18 +45,6 @@ def dead_letter(sqs, source_url: str, body: str, **send_args) -> str:
     return message_id
 
 
-def depth(sqs, url: str) -> tuple[int, int]:
-    """(visible, in flight) messages of a queue."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
-
-
 def receive_all(sqs, url: str) -> list[dict]:
     return sqs.receive_message(
         QueueUrl=url,
@@ -75,7 +64,7 @@ def test_peek_shows_a_dead_lettered_chunk_and_leaves_it_in_the_dlq(services, out
     sqs = services.clients.sqs
     source, dlq = outputs.queues["ingest"]["url"], outputs.queues["ingest-dlq"]["url"]
     message_id = dead_letter(sqs, source, chunk_body(seq=4), MessageAttributes=TRACE)
-    assert depth(sqs, dlq) == (1, 0)
+    assert queue_counts(sqs, dlq) == (1, 0)
 
     first = peek(sqs, dlq, 10)
     again = peek(sqs, dlq, 10)
@@ -87,7 +76,7 @@ def test_peek_shows_a_dead_lettered_chunk_and_leaves_it_in_the_dlq(services, out
     assert seen.receive_count > MAX_RECEIVE_COUNT
     assert seen.sent_at_ms is not None
     # Not consumed, and not left hidden either.
-    assert depth(sqs, dlq) == (1, 0)
+    assert queue_counts(sqs, dlq) == (1, 0)
 
 
 def test_peek_is_bounded_and_abbreviates_large_bodies(services, outputs):
@@ -103,7 +92,7 @@ def test_peek_is_bounded_and_abbreviates_large_bodies(services, outputs):
     shown = seen[0].to_dict()
     assert len(shown["body"]) < 400 and "more characters" in shown["body"]
     assert seen[0].summary["kind"] == "unknown"
-    assert depth(sqs, dlq) == (12, 0)
+    assert queue_counts(sqs, dlq) == (12, 0)
 
 
 def test_redrive_moves_messages_back_with_body_and_attributes_and_empties_the_dlq(
@@ -114,12 +103,12 @@ def test_redrive_moves_messages_back_with_body_and_attributes_and_empties_the_dl
     bodies = {chunk_body(seq=i) for i in range(3)}
     for body in bodies:
         dead_letter(sqs, source, body, MessageAttributes=TRACE)
-    assert depth(sqs, dlq) == (3, 0)
+    assert queue_counts(sqs, dlq) == (3, 0)
 
     result = redrive(sqs, dlq, source, 100)
 
     assert (result.moved, result.failed, result.ok) == (3, [], True)
-    assert depth(sqs, dlq) == (0, 0)
+    assert queue_counts(sqs, dlq) == (0, 0)
     back = receive_all(sqs, source)
     assert {m["Body"] for m in back} == bodies
     assert all(m["MessageAttributes"] == TRACE for m in back)
@@ -136,8 +125,8 @@ def test_redrive_stops_at_max(services, outputs):
     result = redrive(sqs, dlq, source, 12)
 
     assert result.moved == 12
-    assert depth(sqs, dlq) == (1, 0)
-    assert depth(sqs, source) == (12, 0)
+    assert queue_counts(sqs, dlq) == (1, 0)
+    assert queue_counts(sqs, source) == (12, 0)
 
 
 def test_a_refused_send_keeps_every_message_in_the_dlq_and_stops(services, outputs):
@@ -154,7 +143,7 @@ def test_a_refused_send_keeps_every_message_in_the_dlq_and_stops(services, outpu
     assert len(result.failed) == 3 and result.aborted and not result.ok
     assert result.receives == 1
     # Still there, and visible again for the next peek or redrive.
-    assert depth(sqs, dlq) == (3, 0)
+    assert queue_counts(sqs, dlq) == (3, 0)
 
 
 def test_a_partly_failed_batch_deletes_only_the_messages_that_were_sent(services, outputs):
@@ -231,8 +220,8 @@ def test_the_cli_peeks_and_redrives_by_key_or_name(services, outputs):
 
     code, out = run_cli("dlq", "redrive", "ingest-dlq", "--max", "5")
     assert code == 0 and "moved 1 message(s)" in out
-    assert depth(sqs, dlq) == (0, 0)
-    assert depth(sqs, source) == (1, 0)
+    assert queue_counts(sqs, dlq) == (0, 0)
+    assert queue_counts(sqs, source) == (1, 0)
 
     code, out = run_cli("dlq", "peek", "ingest")
     assert code == 0 and "is empty" in out
