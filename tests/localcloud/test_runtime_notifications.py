@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 from chalice import Chalice
 
 from infra.declaration import Bucket, Queue, QueueNotification
-from tests.localcloud.test_runtime_harness import (  # noqa: F401
+from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     _cloud,
     _moto_endpoint,

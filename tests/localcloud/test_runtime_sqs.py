@@ -11,7 +11,7 @@ import pytest
 from chalice import Chalice
 
 from infra.declaration import EventSourceSettings, Queue
-from tests.localcloud.test_runtime_harness import (  # noqa: F401
+from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     Recorder,
     _cloud,

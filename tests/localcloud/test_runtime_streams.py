@@ -8,7 +8,7 @@ import time
 from chalice import Chalice
 
 from infra.declaration import EventSourceSettings, KeyAttribute, Queue, Table
-from tests.localcloud.test_runtime_harness import (  # noqa: F401
+from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     _cloud,
     _moto_endpoint,
