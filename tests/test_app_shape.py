@@ -104,3 +104,11 @@ def test_python_m_infra_provisions_a_moto_server():
             assert outputs["queues"]["ingest-dlq"]["name"] == "eventflow-local-ingest-dlq"
     finally:
         server.stop()
+
+
+def test_an_unknown_stage_is_a_clear_error_not_a_traceback(capsys):
+    from infra.__main__ import main
+
+    assert main(["provision", "--stage", "nope"]) == 2
+    error = capsys.readouterr().err
+    assert "stage 'nope' is not in config.json" in error and "Traceback" not in error
