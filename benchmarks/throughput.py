@@ -23,7 +23,7 @@ import uuid
 
 from chalicelib.aws import Clients
 from chalicelib.clock import Clock
-from chalicelib.jobs import DONE_STATES, IngestJobs, job_id
+from chalicelib.jobs import DONE_STATES, FINAL_STATES, IngestJobs, job_id
 from localcloud.cloud import LocalCloud
 from sample_data.generate import write_rows
 
@@ -80,7 +80,7 @@ def pipeline_rate(cloud: LocalCloud, rows: int, timeout: float) -> tuple[float, 
     job = None
     while time.perf_counter() < deadline:
         job = jobs.get(ingest_id)
-        if job and (job["state"] in DONE_STATES or job["state"] == "FAILED"):
+        if job and job["state"] in FINAL_STATES:
             break
         time.sleep(0.2)
     elapsed = time.perf_counter() - start

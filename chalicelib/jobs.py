@@ -28,6 +28,8 @@ COMPLETED = "COMPLETED"
 COMPLETED_WITH_REJECTS = "COMPLETED_WITH_REJECTS"
 FAILED = "FAILED"
 DONE_STATES = (COMPLETED, COMPLETED_WITH_REJECTS)
+# A job in one of these states changes only through a replay.
+FINAL_STATES = (*DONE_STATES, FAILED)
 # Longer than SQS's 14-day maximum retention, so no redelivered chunk can
 # outlive the marker that makes it a no-op.
 MARKER_TTL = timedelta(days=15)

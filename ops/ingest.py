@@ -25,7 +25,7 @@ from rich.console import Console
 
 from chalicelib import ingest
 from chalicelib.errors import NotFound
-from chalicelib.jobs import DONE_STATES, FAILED, RUNNING
+from chalicelib.jobs import DONE_STATES, FAILED, FINAL_STATES, RUNNING
 from chalicelib.services import Services
 from ops.target import Target
 from ops.upload import DEFAULT_TIMEOUT, JobTimeout, describe_job, follow_job
@@ -66,7 +66,7 @@ def run_replay(args: argparse.Namespace, target: Target, console: Console) -> in
     except NotFound as error:
         console.print(f"[red]error:[/] {error.message} in stage {target.stage} (not found)")
         return 1
-    if args.follow and job["state"] not in (*DONE_STATES, FAILED):
+    if args.follow and job["state"] not in FINAL_STATES:
         services = Services(target.stage_config.settings(), clients=target.clients)
         try:
             job = follow_job(services.jobs, args.ingest_id, console, timeout=args.timeout) or job
@@ -80,6 +80,6 @@ def run_replay(args: argparse.Namespace, target: Target, console: Console) -> in
         if job["state"] == RUNNING:
             console.print("the writer finishes the job from the ingest queue (--follow waits)")
         if job.get("last_error") and job["state"] not in DONE_STATES:
-            # Kept from an earlier attempt (the field is never cleared): context, not a verdict.
+            # Reopening cleared it, so this is an attempt since the replay: context, not a verdict.
             console.print(f"last recorded error: {job['last_error']}")
     return 1 if job["state"] == FAILED else 0

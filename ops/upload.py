@@ -22,11 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chalicelib.clock import Clock
 from chalicelib.config import UPLOADS_PREFIX
-from chalicelib.jobs import IngestJobs, job_id
+from chalicelib.jobs import FINAL_STATES, IngestJobs, job_id
 from infra.declaration import Stack
 from ops.target import Target
 
-FINAL_STATES = frozenset({"COMPLETED", "COMPLETED_WITH_REJECTS", "FAILED"})
 DEFAULT_TIMEOUT = 300.0
 
 

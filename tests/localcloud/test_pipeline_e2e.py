@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import chunks, handlers
-from chalicelib.jobs import DONE_STATES, job_id
+from chalicelib.jobs import DONE_STATES, FINAL_STATES, job_id
 from localcloud.cloud import LocalCloud, default_runtime
 from sample_data.generate import write_rows
 
@@ -61,7 +61,7 @@ def upload(cloud: LocalCloud, key: str, body: bytes) -> str:
 def finished_job(cloud: LocalCloud, ingest_id: str):
     def done():
         status, job = get_json(cloud, f"/ingests/{ingest_id}")
-        return job if status == 200 and job["state"] in (*DONE_STATES, "FAILED") else None
+        return job if status == 200 and job["state"] in FINAL_STATES else None
 
     return wait_for(done)
 
