@@ -9,9 +9,11 @@ deploy`` against an existing bucket, and Terraform). Both call the same code.
 
 from chalice import Chalice, CORSConfig, IAMAuthorizer, Response
 
-from chalicelib import api, handlers
+from chalicelib import rest
 from chalicelib.config import UPLOADS_PREFIX, Settings
 from chalicelib.errors import EventflowError
+from chalicelib.readings import api as readings_api
+from chalicelib.readings import handlers as readings_handlers
 from chalicelib.services import services
 
 settings = Settings.from_env()
@@ -32,7 +34,7 @@ def _respond(call, *args):
         status, body = error.status, error.to_body()
     if body is None:
         return Response(body="", status_code=status)
-    return Response(body=api.to_json(body), status_code=status, headers=api.JSON_HEADERS)
+    return Response(body=rest.to_json(body), status_code=status, headers=rest.JSON_HEADERS)
 
 
 @app.middleware("http")
@@ -40,9 +42,9 @@ def framework_errors_as_json(event, get_response):
     # Chalice answers 405 and 415 itself, in its own shape; give them ours.
     response = get_response(event)
     if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
-        body = api.framework_error(response.status_code, response.body.get("Message", ""))
-        response.body = api.to_json(body)
-        response.headers.update(api.JSON_HEADERS)
+        body = rest.framework_error(response.status_code, response.body.get("Message", ""))
+        response.body = rest.to_json(body)
+        response.headers.update(rest.JSON_HEADERS)
     return response
 
 
@@ -53,57 +55,58 @@ def _request():
 
 @app.route("/health", methods=["GET"], cors=cors)
 def health():
-    return _respond(api.health, *_request())
+    return _respond(rest.health, *_request())
 
 
 @app.route("/uploads", methods=["POST"], authorizer=write_auth, cors=cors)
 def create_upload():
-    return _respond(api.create_upload, *_request())
+    return _respond(readings_api.create_upload, *_request())
 
 
 @app.route("/readings", methods=["POST"], authorizer=write_auth, cors=cors)
 def create_reading():
-    return _respond(api.create_reading, *_request())
+    return _respond(readings_api.create_reading, *_request())
 
 
 @app.route("/readings", methods=["GET"], cors=cors)
 def list_readings_by_date():
-    return _respond(api.list_readings_by_date, *_request())
+    return _respond(readings_api.list_readings_by_date, *_request())
 
 
 @app.route("/readings/{location}", methods=["GET"], cors=cors)
 def list_location_readings(location):
-    return _respond(api.list_location_readings, location, *_request())
+    return _respond(readings_api.list_location_readings, location, *_request())
 
 
 @app.route("/readings/{location}/{reading_id}", methods=["GET"], cors=cors)
 def get_reading(location, reading_id):
-    return _respond(api.get_reading, location, reading_id, *_request())
+    return _respond(readings_api.get_reading, location, reading_id, *_request())
 
 
 @app.route(
     "/readings/{location}/{reading_id}", methods=["PUT", "DELETE"], authorizer=write_auth, cors=cors
 )
 def change_reading(location, reading_id):
-    operation = api.replace_reading if app.current_request.method == "PUT" else api.delete_reading
+    put = app.current_request.method == "PUT"
+    operation = readings_api.replace_reading if put else readings_api.delete_reading
     return _respond(operation, location, reading_id, *_request())
 
 
 @app.route("/ingests", methods=["GET"], cors=cors)
 def list_ingests():
-    return _respond(api.list_ingests, *_request())
+    return _respond(readings_api.list_ingests, *_request())
 
 
 @app.route("/ingests/{ingest_id}", methods=["GET"], cors=cors)
 def get_ingest(ingest_id):
-    return _respond(api.get_ingest, ingest_id, *_request())
+    return _respond(readings_api.get_ingest, ingest_id, *_request())
 
 
 if settings.ingest_trigger == "sqs":
 
     @app.on_sqs_message(queue=settings.s3_events_queue, batch_size=1)
     def ingest_from_queue(event):
-        return handlers.ingest_from_queue(event.to_dict(), event.context, services())
+        return readings_handlers.ingest_from_queue(event.to_dict(), event.context, services())
 
 else:
 
@@ -114,9 +117,9 @@ else:
         suffix=".csv",
     )
     def ingest_from_s3(event):
-        handlers.ingest_from_s3(event.to_dict(), event.context, services())
+        readings_handlers.ingest_from_s3(event.to_dict(), event.context, services())
 
 
 @app.on_sqs_message(queue=settings.ingest_queue, batch_size=10)
 def write_readings(event):
-    return handlers.write_readings(event.to_dict(), event.context, services())
+    return readings_handlers.write_readings(event.to_dict(), event.context, services())

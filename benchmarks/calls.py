@@ -22,9 +22,9 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from chalicelib import handlers
 from chalicelib.aws import Clients
-from chalicelib.jobs import DONE_STATES
+from chalicelib.readings import handlers
+from chalicelib.readings.jobs import DONE_STATES
 from chalicelib.services import Services
 from infra.declaration import declare
 from infra.provision import Provisioner

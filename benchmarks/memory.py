@@ -21,8 +21,8 @@ from moto.server import ThreadedMotoServer
 
 from benchmarks.calls import offline_env
 from chalicelib.aws import Clients
-from chalicelib.ingest import ingest_object
-from chalicelib.jobs import ObjectRef
+from chalicelib.readings.ingest import ingest_object
+from chalicelib.readings.jobs import ObjectRef
 from chalicelib.services import Services
 from infra.declaration import declare
 from infra.provision import Provisioner

@@ -23,7 +23,7 @@ import uuid
 
 from chalicelib.aws import Clients
 from chalicelib.clock import Clock
-from chalicelib.jobs import DONE_STATES, FINAL_STATES, IngestJobs, job_id
+from chalicelib.readings.jobs import DONE_STATES, FINAL_STATES, IngestJobs, job_id
 from localcloud.cloud import LocalCloud
 from sample_data.generate import write_rows
 

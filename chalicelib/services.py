@@ -24,13 +24,13 @@ class Services:
 
     @cached_property
     def readings(self):
-        from chalicelib.store import ReadingStore
+        from chalicelib.readings.store import ReadingStore
 
         return ReadingStore(self.clients.dynamodb, self.settings.readings_table)
 
     @cached_property
     def jobs(self):
-        from chalicelib.jobs import IngestJobs
+        from chalicelib.readings.jobs import IngestJobs
 
         return IngestJobs(self.clients.dynamodb, self.settings.ingests_table, self.clock)
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
-from chalicelib import keys
 from chalicelib.config import UPLOADS_PREFIX, Settings, dlq_name
+from chalicelib.readings import keys
 from infra.stageconfig import StageConfig
 
 # SQS redrives a message to its DLQ after this many receives.

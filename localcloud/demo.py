@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from chalicelib.clock import Clock
-from chalicelib.jobs import IngestJobs
+from chalicelib.readings.jobs import IngestJobs
 from infra.stageconfig import PROJECT_DIR
 from ops.upload import JobTimeout, describe_job, follow_job, upload_file, uploads_bucket
 

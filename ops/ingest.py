@@ -2,7 +2,7 @@
 
 Replay re-reads the object version the job names (its version id, or its ETag
 through ``If-Match``) and goes through the same code as the ingest handler
-(:func:`chalicelib.ingest.replay`), here in the operator's process with the
+(:func:`chalicelib.readings.ingest.replay`), here in the operator's process with the
 operator's credentials. It is safe in every job state:
 
 * totals are recorded with SET, so the job record ends with the same numbers;
@@ -23,9 +23,9 @@ from typing import Any
 
 from rich.console import Console
 
-from chalicelib import ingest
 from chalicelib.errors import NotFound
-from chalicelib.jobs import DONE_STATES, FAILED, FINAL_STATES, RUNNING
+from chalicelib.readings import ingest
+from chalicelib.readings.jobs import DONE_STATES, FAILED, FINAL_STATES, RUNNING
 from chalicelib.services import Services
 from ops.target import Target
 from ops.upload import DEFAULT_TIMEOUT, JobTimeout, describe_job, follow_job

@@ -32,9 +32,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.chunks import decode_chunk
 from chalicelib.errors import EventflowError
-from chalicelib.s3events import refs_from_sqs_body
+from chalicelib.readings.chunks import decode_chunk
+from chalicelib.readings.s3events import refs_from_sqs_body
 from infra.declaration import Queue, Stack
 
 SQS_BATCH = 10

@@ -13,7 +13,8 @@ Where the numbers come from:
   hours, so it is marked approximate there; moto computes it exactly.
   ``exact=True`` counts with a ``Scan`` (``Select=COUNT``) instead, which reads
   the whole table and is meant for the local cloud;
-* jobs: the first page of ingest-job records (``chalicelib.jobs.IngestJobs``), newest first;
+* jobs: the first page of ingest-job records, newest first
+  (``chalicelib.readings.jobs.IngestJobs``);
 * handlers: the ``AWS/Lambda`` ``Invocations`` and ``Errors`` sums over the last
   hour, which Lambda publishes in AWS and the local runtime publishes locally.
 """
@@ -32,7 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chalicelib.clock import Clock
-from chalicelib.jobs import IngestJobs
+from chalicelib.readings.jobs import IngestJobs
 from infra.declaration import Stack
 from infra.provision import Outputs
 from ops.target import Target, is_local_url

@@ -1,6 +1,6 @@
 """``upload FILE``: put a CSV where the ingest trigger sees it, and follow its job.
 
-The job id is derived, not looked up: ``chalicelib.jobs.job_id`` is a function
+The job id is derived, not looked up: ``chalicelib.readings.jobs.job_id`` is a function
 of bucket, key and object version (the ETag when the bucket is unversioned),
 exactly as the ingest handler computes it. So the CLI can follow the job
 before the handler has even created it, and uploading the same file again
@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chalicelib.clock import Clock
 from chalicelib.config import UPLOADS_PREFIX
-from chalicelib.jobs import FINAL_STATES, IngestJobs, job_id
+from chalicelib.readings.jobs import FINAL_STATES, IngestJobs, job_id
 from infra.declaration import Stack
 from ops.target import Target
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import handlers
+from chalicelib.readings import handlers
 from infra import arns, iam
 from tests.infra.conftest import stack_for
-from tests.pipeline import drain, upload
 from tests.plugins.iam_calls import iam_requests
+from tests.readings.pipeline import drain, upload
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import chunks, handlers
-from chalicelib.jobs import DONE_STATES, FINAL_STATES, job_id
+from chalicelib.readings import chunks, handlers
+from chalicelib.readings.jobs import DONE_STATES, FINAL_STATES, job_id
 from localcloud.cloud import LocalCloud, default_runtime
 from sample_data.generate import write_rows
 
@@ -138,7 +138,7 @@ def test_the_s3_trigger_runs_through_the_local_runtime(monkeypatch, tmp_path):
 
     from chalicelib.aws import Clients
     from chalicelib.clock import Clock
-    from chalicelib.jobs import IngestJobs
+    from chalicelib.readings.jobs import IngestJobs
     from chalicelib.services import Services
     from infra.declaration import declare
     from infra.provision import Provisioner

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 from rich.console import Console
 
 from chalicelib.aws import Clients
-from chalicelib.chunks import encode_chunk, encode_row
+from chalicelib.readings.chunks import encode_chunk, encode_row
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main
 from ops.redrive import peek, redrive

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 import ops.upload
-from chalicelib.jobs import job_id
+from chalicelib.readings.jobs import job_id
 from ops.__main__ import main
 from ops.upload import JobTimeout, follow_job, upload_file
 

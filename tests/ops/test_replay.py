@@ -1,6 +1,6 @@
 """``ops ingest replay``: re-running a job is safe in every state and never doubles a count.
 
-The pipeline runs under moto through the real handlers (``tests.pipeline``);
+The pipeline runs under moto through the real handlers (``tests.readings.pipeline``);
 the replay goes through the CLI entry point, as an operator would run it.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from chalicelib import handlers
-from chalicelib.jobs import COMPLETED, FAILED, RUNNING, job_id
+from chalicelib.readings import handlers
+from chalicelib.readings.jobs import COMPLETED, FAILED, RUNNING, job_id
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main
-from tests import pipeline
+from tests.readings import pipeline
 
 CLEAN = (Path(__file__).resolve().parents[2] / "sample_data" / "readings_clean.csv").read_bytes()
 

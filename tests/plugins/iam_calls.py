@@ -14,10 +14,10 @@ policy too); ``before-call`` would miss presigning.
 
 How a call is attributed to a function: the call stack is searched for a frame
 of an event handler (``write_readings``...) in ``app.py`` or in
-``chalicelib/handlers.py``, which names that function; failing that, any
+a module of :data:`HANDLER_MODULES`, which names that function; failing that, any
 other ``app.py`` frame is a route, served by ``api_handler``. Stacks do not
 cross threads, and s3transfer uploads in worker threads, so the handlers in
-``chalicelib.handlers`` are also wrapped to note, process-wide, which one is
+:data:`HANDLER_MODULES` are also wrapped to note, process-wide, which one is
 running; a call from another thread is attributed to it.
 Tests that drive ``chalicelib`` directly can say whom they stand for with
 ``recorder.acting_as("write_readings")``. Unattributed calls are not checked.
@@ -45,8 +45,12 @@ APP_FILE = str(PROJECT / "app.py")
 # Code that plays Lambda's part (pollers, metrics, the operator CLI): its calls
 # are the platform's or an operator's, never a function's.
 NOT_LAMBDA_DIRS = (str(PROJECT / "localcloud") + os.sep, str(PROJECT / "ops") + os.sep)
-# The handlers' bodies; tests that skip app.py's wrappers call these directly.
-HANDLER_FILES = frozenset({APP_FILE, str(PROJECT / "chalicelib" / "handlers.py")})
+# The modules that hold the handlers' bodies, one per domain; tests that skip
+# app.py's wrappers call these directly.
+HANDLER_MODULES = ("chalicelib.readings.handlers",)
+HANDLER_FILES = frozenset(
+    {APP_FILE, *(str(PROJECT / (m.replace(".", os.sep) + ".py")) for m in HANDLER_MODULES)}
+)
 EVENT_HANDLERS = frozenset({"ingest_from_queue", "ingest_from_s3", "write_readings"})
 # moto's default account; recorded ARNs use it where a call names no account.
 DEFAULT_ACCOUNT = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
@@ -141,22 +145,23 @@ class Recorder:
         self.installed = True
 
     def _wrap_handlers(self) -> None:
-        from chalicelib import handlers
+        import importlib
 
-        for name in EVENT_HANDLERS:
-            original = getattr(handlers, name, None)
-            if original is None:
-                continue
+        for module in map(importlib.import_module, HANDLER_MODULES):
+            for name in EVENT_HANDLERS:
+                original = getattr(module, name, None)
+                if original is None:
+                    continue
 
-            @functools.wraps(original)
-            def wrapper(*args, _original=original, _name=name, **kwargs):
-                self.running.append(_name)
-                try:
-                    return _original(*args, **kwargs)
-                finally:
-                    self.running.pop()
+                @functools.wraps(original)
+                def wrapper(*args, _original=original, _name=name, **kwargs):
+                    self.running.append(_name)
+                    try:
+                        return _original(*args, **kwargs)
+                    finally:
+                        self.running.pop()
 
-            setattr(handlers, name, wrapper)
+                setattr(module, name, wrapper)
 
     def violations(self) -> list[str]:
         """Recorded calls that the declared policies do not allow, and wildcard grants."""

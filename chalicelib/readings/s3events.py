@@ -8,7 +8,7 @@ from urllib.parse import unquote_plus
 
 from chalicelib.config import REJECTS_PREFIX, UPLOADS_PREFIX
 from chalicelib.errors import EventflowError
-from chalicelib.jobs import ObjectRef
+from chalicelib.readings.jobs import ObjectRef
 
 
 class NotificationFormatError(EventflowError):

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from chalice.test import Client
 
-from chalicelib.jobs import job_id
+from chalicelib.readings.jobs import job_id
 from tests import events
-from tests.pipeline import receive, to_event, upload
+from tests.readings.pipeline import receive, to_event, upload
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLEAN = (ROOT / "sample_data" / "readings_clean.csv").read_bytes()
 
 

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from chalicelib import keys
+from chalicelib.readings import keys
 
 CSV_COLUMNS = (
     "timestamp",

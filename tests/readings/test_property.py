@@ -7,7 +7,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.pipeline import ingest_bytes
+from tests.readings.pipeline import ingest_bytes
 
 HEADER = "timestamp,location,source,local_dest,local_avg,remote_dest,remote_avg"
 GOOD = st.builds(
@@ -52,7 +52,7 @@ def test_accepted_plus_rejected_is_seen_and_stored_equals_accepted(services, out
 def _keys_of_good(rows: list[str]) -> set[tuple[str, str]]:
     from pydantic import ValidationError
 
-    from chalicelib.readings import CSV_COLUMNS, Reading
+    from chalicelib.readings.model import CSV_COLUMNS, Reading
 
     found = set()
     for row in rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import handlers
+from chalicelib.readings import handlers
 
 
 def receive(sqs: Any, url: str, max_messages: int = 10) -> list[dict[str, Any]]:
@@ -68,7 +68,7 @@ def run(services, outputs) -> None:
 
 def ingest_bytes(services, outputs, body: bytes, key: str = "incoming/t/file.csv") -> dict:
     """Upload, run the pipeline, and return the upload's job record."""
-    from chalicelib.jobs import job_id
+    from chalicelib.readings.jobs import job_id
 
     etag = upload(services, key, body)["ETag"]
     run(services, outputs)

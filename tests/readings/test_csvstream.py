@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from chalicelib.csvstream import MAX_LINE_CHARS, CsvRecords, HeaderError
-from chalicelib.readings import CSV_COLUMNS
+from chalicelib.readings.csvstream import MAX_LINE_CHARS, CsvRecords, HeaderError
+from chalicelib.readings.model import CSV_COLUMNS
 
 HEADER = b"timestamp,location,source,local_dest,local_avg,remote_dest,remote_avg"
 ROW = b"1,a,b,c,1,d,2"

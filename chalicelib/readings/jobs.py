@@ -18,10 +18,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import keys
 from chalicelib.clock import Clock
 from chalicelib.dynamo import from_item, is_condition_failure, to_item
 from chalicelib.errors import JobNotFound
+from chalicelib.readings import keys
 
 RUNNING = "RUNNING"
 COMPLETED = "COMPLETED"

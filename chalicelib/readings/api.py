@@ -1,106 +1,29 @@
-"""The REST operations, independent of Chalice.
+"""The readings and ingest-job REST operations, independent of Chalice.
 
-Each operation takes the services, its path parameters, then the query
-parameters, raw body and headers, and returns ``(status, body)``. Errors are
-raised as :mod:`chalicelib.errors` and shaped into JSON by ``app.py``.
+The calling convention and the shared parsing live in :mod:`chalicelib.rest`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib import keys
+from chalicelib import rest
 from chalicelib.config import UPLOADS_PREFIX
 from chalicelib.errors import BadRequest, NotFound, ValidationFailed
-from chalicelib.pagination import decode_cursor, encode_cursor, invalid_cursor
-from chalicelib.readings import Reading, parse_identifier, parse_timestamp, problems
+from chalicelib.pagination import decode_cursor, invalid_cursor
+from chalicelib.readings import keys
+from chalicelib.readings.model import Reading, parse_identifier, parse_timestamp, problems
 
-JSON_HEADERS = {"Content-Type": "application/json"}
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 1000
 UPLOAD_URL_SECONDS = 900
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,123}\.csv", re.IGNORECASE)
 _INGEST_ID = re.compile(r"[0-9a-f]{32}")
 _END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _START_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-_FRAMEWORK_CODES = {405: "method_not_allowed", 415: "unsupported_media_type"}
-
-
-# -- JSON in and out -----------------------------------------------------------
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def to_json(body: Any) -> str:
-    return json.dumps(body, default=_number)
-
-
-def framework_error(status: int, message: str) -> dict[str, Any]:
-    return {
-        "error": _FRAMEWORK_CODES.get(status, "internal_error" if status >= 500 else "bad_request"),
-        "message": message or "request failed",
-        "details": [],
-    }
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def parse_body(raw: bytes | None) -> dict[str, Any]:
-    """A JSON object; numbers become Decimal so that no value passes through float."""
-    if not raw:
-        raise BadRequest.field("body", "is required")
-    try:
-        value = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest.field("body", f"is not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise ValidationFailed(
-            "body must be a JSON object", [{"field": "body", "problem": "must be a JSON object"}]
-        )
-    return value
-
-
-def _query(params: Mapping[str, str] | None, allowed: tuple[str, ...]) -> dict[str, str]:
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        allowed_text = ", ".join(allowed) if allowed else "none"
-        raise BadRequest(
-            f"unknown query parameter(s): {', '.join(unknown)} (allowed: {allowed_text})",
-            [{"field": name, "problem": "is not a known query parameter"} for name in unknown],
-        )
-    return params
-
-
-def _limit(params: dict[str, str]) -> int:
-    text = params.get("limit")
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadRequest.field("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-    return int(text)
-
-
-def _field(name: str, parse, value: Any) -> Any:
-    try:
-        return parse(value)
-    except (ValueError, TypeError) as error:
-        problem = getattr(error, "message_template", None) or str(error)
-        raise BadRequest.field(name, problem) from None
 
 
 def _reading(body: dict[str, Any]) -> Reading:
@@ -111,22 +34,12 @@ def _reading(body: dict[str, Any]) -> Reading:
         raise ValidationFailed("the reading is not valid", found) from None
 
 
-def _page(items: list[dict[str, Any]], query: dict[str, Any], position: Any) -> dict[str, Any]:
-    cursor = encode_cursor(query, position) if position is not None else None
-    return {"items": items, "next_cursor": cursor}
-
-
 # -- operations ------------------------------------------------------------------
 
 
-def health(services, params, raw_body, headers) -> tuple[int, dict[str, Any]]:
-    _query(params, ())
-    return 200, {"status": "ok"}
-
-
 def create_upload(services, params, raw_body, headers) -> tuple[int, dict[str, Any]]:
-    _query(params, ())
-    body = parse_body(raw_body)
+    rest.query(params, ())
+    body = rest.parse_body(raw_body)
     unknown = sorted(set(body) - {"filename"})
     filename = body.get("filename")
     found = [{"field": name, "problem": "is not a known field"} for name in unknown]
@@ -155,13 +68,13 @@ def create_upload(services, params, raw_body, headers) -> tuple[int, dict[str, A
 
 
 def create_reading(services, params, raw_body, headers) -> tuple[int, dict[str, Any]]:
-    _query(params, ())
-    reading = _reading(parse_body(raw_body))
+    rest.query(params, ())
+    reading = _reading(rest.parse_body(raw_body))
     return 201, services.readings.create(reading)
 
 
 def _location(location: str) -> str:
-    return _field("location", parse_identifier, location)
+    return rest.field("location", parse_identifier, location)
 
 
 def _split_id(reading_id: str) -> tuple[datetime, str]:
@@ -172,16 +85,16 @@ def _split_id(reading_id: str) -> tuple[datetime, str]:
 
 
 def get_reading(services, location, reading_id, params, raw_body, headers):
-    _query(params, ())
+    rest.query(params, ())
     _split_id(reading_id)
     return 200, services.readings.get(_location(location), reading_id)
 
 
 def replace_reading(services, location, reading_id, params, raw_body, headers):
-    _query(params, ())
+    rest.query(params, ())
     _split_id(reading_id)
     location = _location(location)
-    reading = _reading(parse_body(raw_body))
+    reading = _reading(rest.parse_body(raw_body))
     mismatched = []
     if reading.location != location:
         mismatched.append({"field": "location", "problem": "does not match the URL"})
@@ -195,24 +108,24 @@ def replace_reading(services, location, reading_id, params, raw_body, headers):
 
 
 def delete_reading(services, location, reading_id, params, raw_body, headers):
-    _query(params, ())
+    rest.query(params, ())
     _split_id(reading_id)
     services.readings.delete(_location(location), reading_id)
     return 204, None
 
 
 def list_location_readings(services, location, params, raw_body, headers):
-    params = _query(params, ("from", "to", "source", "limit", "cursor"))
+    params = rest.query(params, ("from", "to", "source", "limit", "cursor"))
     location = _location(location)
-    start = _field("from", parse_timestamp, params["from"]) if "from" in params else None
-    end = _field("to", parse_timestamp, params["to"]) if "to" in params else None
+    start = rest.field("from", parse_timestamp, params["from"]) if "from" in params else None
+    end = rest.field("to", parse_timestamp, params["to"]) if "to" in params else None
     start, end = start or _START_OF_TIME, end or _END_OF_TIME
     if start > end:
         raise BadRequest.field("from", "must not be later than to")
     source = params.get("source")
     if source is not None:
-        source = _field("source", parse_identifier, source)
-    limit = _limit(params)
+        source = rest.field("source", parse_identifier, source)
+    limit = rest.limit(params)
     query = {
         "path": "location",
         "location": location,
@@ -230,22 +143,22 @@ def list_location_readings(services, location, params, raw_body, headers):
         if ts is None or not start <= ts <= end:
             raise invalid_cursor()
     items, resume = services.readings.by_location(location, start, end, source, limit, after)
-    return 200, _page(items, query, resume)
+    return 200, rest.page(items, query, resume)
 
 
 def list_readings_by_date(services, params, raw_body, headers):
-    params = _query(params, ("date", "limit", "cursor"))
+    params = rest.query(params, ("date", "limit", "cursor"))
     if "date" not in params:
         raise BadRequest.field("date", "is required (YYYY-MM-DD, UTC)")
-    day = _field("date", date.fromisoformat, params["date"])
-    limit = _limit(params)
+    day = rest.field("date", date.fromisoformat, params["date"])
+    limit = rest.limit(params)
     query = {"path": "date", "date": day.isoformat()}
     positions = None
     if "cursor" in params:
         positions = _shard_positions(decode_cursor(params["cursor"], query), day)
     items, resume = services.readings.by_date(day, limit, positions)
     encoded = None if resume is None else {str(n): pos for n, pos in resume.items()}
-    return 200, _page(items, query, encoded)
+    return 200, rest.page(items, query, encoded)
 
 
 def _shard_positions(raw: Any, day: date) -> dict[int, dict[str, str] | None]:
@@ -272,7 +185,7 @@ def _shard_positions(raw: Any, day: date) -> dict[int, dict[str, str] | None]:
 
 
 def get_ingest(services, ingest_id, params, raw_body, headers):
-    _query(params, ())
+    rest.query(params, ())
     job = services.jobs.get(ingest_id) if _INGEST_ID.fullmatch(ingest_id) else None
     if job is None:
         raise NotFound(f"no ingest job {ingest_id}")
@@ -280,8 +193,8 @@ def get_ingest(services, ingest_id, params, raw_body, headers):
 
 
 def list_ingests(services, params, raw_body, headers):
-    params = _query(params, ("limit", "cursor"))
-    limit = _limit(params)
+    params = rest.query(params, ("limit", "cursor"))
+    limit = rest.limit(params)
     query = {"path": "ingests"}
     start_key = None
     if "cursor" in params:
@@ -289,7 +202,7 @@ def list_ingests(services, params, raw_body, headers):
         if not _is_job_key(start_key):
             raise invalid_cursor()
     jobs, last = services.jobs.list(limit, start_key)
-    return 200, _page(jobs, query, last)
+    return 200, rest.page(jobs, query, last)
 
 
 def _is_job_key(value: Any) -> bool:

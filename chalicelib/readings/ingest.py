@@ -1,6 +1,6 @@
 """Ingest: one uploaded CSV object into chunks on the ingest queue.
 
-The object is read as a stream (see :mod:`chalicelib.csvstream`), each row is
+The object is read as a stream (see :mod:`chalicelib.readings.csvstream`), each row is
 validated on its own, accepted rows are packed into chunks and sent in
 batches while reading, and rejected rows go to ``rejects/{ingest_id}.csv``.
 Totals are recorded last, with SET rather than ADD, so re-running an ingest
@@ -15,17 +15,17 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from chalicelib import jobs as job_states
-from chalicelib.chunks import BatchSender, ChunkPacker
 from chalicelib.clock import Backoff
 from chalicelib.config import REJECTS_PREFIX
-from chalicelib.csvstream import CsvRecords, HeaderError, Record
 from chalicelib.dynamo import error_code
 from chalicelib.errors import NotFound
-from chalicelib.jobs import ObjectRef
 from chalicelib.observability import correlated, count, logger
-from chalicelib.readings import CSV_COLUMNS, Reading, problems
-from chalicelib.rejects import RejectsReport
+from chalicelib.readings import jobs as job_states
+from chalicelib.readings.chunks import BatchSender, ChunkPacker
+from chalicelib.readings.csvstream import CsvRecords, HeaderError, Record
+from chalicelib.readings.jobs import ObjectRef
+from chalicelib.readings.model import CSV_COLUMNS, Reading, problems
+from chalicelib.readings.rejects import RejectsReport
 
 # S3 answers these when the object (or the version the event named) is gone.
 _GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from chalicelib.chunks import decode_chunk
 from chalicelib.clock import Backoff
 from chalicelib.errors import ChunkFormatError
 from chalicelib.observability import correlated, count, logger
-from chalicelib.readings import CSV_COLUMNS, Reading
-from chalicelib.store import reading_item
+from chalicelib.readings.chunks import decode_chunk
+from chalicelib.readings.model import CSV_COLUMNS, Reading
+from chalicelib.readings.store import reading_item
 
 
 @dataclass(frozen=True)

@@ -1,36 +1,17 @@
-"""Lambda handlers' bodies: plain event dicts in, partial batch responses out.
-
-SQS handlers go through Powertools' ``BatchProcessor``: each record is
-processed on its own and the response names exactly the messages that failed
-(``batchItemFailures``), so only they return to the queue and, after
-``maxReceiveCount`` receives, reach its DLQ. The mapping must enable
-``ReportBatchItemFailures``; ``infra/`` declares it, because Chalice cannot.
-"""
+"""The readings workflow's Lambda handler bodies: plain event dicts in,
+partial batch responses (:mod:`chalicelib.batch`) out."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import ingest, writer
-from chalicelib.jobs import ObjectRef
+from chalicelib.batch import sqs_batch
 from chalicelib.observability import correlated, count, invocation, logger
-from chalicelib.s3events import refs_from_records, refs_from_sqs_body
-
-
-def _process(event: dict[str, Any], context: Any, record_handler) -> dict[str, Any]:
-    # Report even an all-failed batch as a list rather than an exception, so
-    # the response always says which messages failed.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+from chalicelib.readings import ingest, writer
+from chalicelib.readings.jobs import ObjectRef
+from chalicelib.readings.s3events import refs_from_records, refs_from_sqs_body
 
 
 def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
@@ -44,7 +25,7 @@ def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, A
                 raise
 
     with invocation("write_readings", services.settings.stage):
-        return _process(event, context, write)
+        return sqs_batch(event, context, write)
 
 
 def _ingest_all(refs: list[ObjectRef], services) -> None:
@@ -70,7 +51,7 @@ def ingest_from_queue(event: dict[str, Any], context: Any, services) -> dict[str
             _ingest_all(refs_from_sqs_body(record.body), services)
 
     with invocation("ingest_from_queue", services.settings.stage):
-        return _process(event, context, ingest_message)
+        return sqs_batch(event, context, ingest_message)
 
 
 def ingest_from_s3(event: dict[str, Any], context: Any, services) -> None:

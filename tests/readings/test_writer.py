@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib import handlers, writer
-from chalicelib.chunks import encode_chunk, encode_row
 from chalicelib.clock import Backoff
 from chalicelib.dynamo import batch_put
 from chalicelib.errors import UnprocessedItemsError
-from chalicelib.jobs import ObjectRef
+from chalicelib.readings import handlers, writer
+from chalicelib.readings.chunks import encode_chunk, encode_row
+from chalicelib.readings.jobs import ObjectRef
 from tests import events
 
 ROW = ["2024-06-01T00:00:00+00:00", "lab-01", "wired", "gw", "1.5", "probe", "20.25"]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import chunks, handlers
-from chalicelib.jobs import ObjectRef, job_id
+from chalicelib.readings import chunks, handlers
+from chalicelib.readings.jobs import ObjectRef, job_id
 from tests import events
-from tests.pipeline import drain, ingest_bytes, receive, run, upload
+from tests.readings.pipeline import drain, ingest_bytes, receive, run, upload
 
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
-SEED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed-sample-data"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
+SEED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "seed-sample-data"
 HEADER = "timestamp,location,source,local_dest,local_avg,remote_dest,remote_avg\n"
 
 
@@ -95,7 +95,7 @@ def test_an_object_deleted_before_ingest_fails_the_job_instead_of_retrying_forev
     services, outputs
 ):
     ref = ObjectRef(bucket=services.settings.uploads_bucket, key="incoming/gone.csv", etag="abc")
-    from chalicelib.ingest import ingest_object
+    from chalicelib.readings.ingest import ingest_object
 
     job = ingest_object(ref, services)
     assert job["state"] == "FAILED" and job["reason"] == "the object no longer exists"
@@ -104,7 +104,7 @@ def test_an_object_deleted_before_ingest_fails_the_job_instead_of_retrying_forev
 def test_an_object_replaced_before_ingest_reads_no_other_version(services, outputs):
     etag = upload(services, "incoming/r.csv", HEADER.encode())["ETag"]
     upload(services, "incoming/r.csv", (SAMPLES / "readings_clean.csv").read_bytes())
-    from chalicelib.ingest import ingest_object
+    from chalicelib.readings.ingest import ingest_object
 
     ref = ObjectRef(bucket=services.settings.uploads_bucket, key="incoming/r.csv", etag=etag)
     job = ingest_object(ref, services)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.pipeline import ingest_bytes
+from tests.readings.pipeline import ingest_bytes
 
 JSON = {"Content-Type": "application/json"}
 BODY = {

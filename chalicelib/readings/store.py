@@ -1,7 +1,7 @@
 """Readings in DynamoDB: item mapping, single-item operations and the two queries.
 
-See :mod:`chalicelib.keys` for the key design. Query methods return items and
-a plain resume position; :mod:`chalicelib.api` turns positions into cursors.
+See :mod:`chalicelib.readings.keys` for the key design. Query methods return items and
+a plain resume position; :mod:`chalicelib.readings.api` turns positions into cursors.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import keys
 from chalicelib.clock import Backoff
 from chalicelib.dynamo import batch_put, from_item, is_condition_failure, to_item
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.readings import Reading, iso_utc
+from chalicelib.readings import keys
+from chalicelib.readings.model import Reading, iso_utc
 
 # Reads per request when a filter or a shard merge needs more than one page.
 MAX_PAGES_PER_REQUEST = 10

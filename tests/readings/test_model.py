@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from chalicelib import keys
-from chalicelib.readings import CSV_COLUMNS, Reading, problems
+from chalicelib.readings import keys
+from chalicelib.readings.model import CSV_COLUMNS, Reading, problems
 
 GOOD = dict(
     zip(

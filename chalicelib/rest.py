@@ -1,0 +1,99 @@
+"""What every REST operation shares: JSON in and out, query parameters, pages.
+
+Operations take the services, their path parameters, then the query
+parameters, raw body and headers, and return ``(status, body)``. Errors are
+raised as :mod:`chalicelib.errors` and shaped into JSON by ``app.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.errors import BadRequest, ValidationFailed
+from chalicelib.pagination import encode_cursor
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+_FRAMEWORK_CODES = {405: "method_not_allowed", 415: "unsupported_media_type"}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(body: Any) -> str:
+    return json.dumps(body, default=_number)
+
+
+def framework_error(status: int, message: str) -> dict[str, Any]:
+    return {
+        "error": _FRAMEWORK_CODES.get(status, "internal_error" if status >= 500 else "bad_request"),
+        "message": message or "request failed",
+        "details": [],
+    }
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_body(raw: bytes | None) -> dict[str, Any]:
+    """A JSON object; numbers become Decimal so that no value passes through float."""
+    if not raw:
+        raise BadRequest.field("body", "is required")
+    try:
+        value = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest.field("body", f"is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValidationFailed(
+            "body must be a JSON object", [{"field": "body", "problem": "must be a JSON object"}]
+        )
+    return value
+
+
+def query(params: Mapping[str, str] | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query parameters, refusing any that the operation does not know."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        allowed_text = ", ".join(allowed) if allowed else "none"
+        raise BadRequest(
+            f"unknown query parameter(s): {', '.join(unknown)} (allowed: {allowed_text})",
+            [{"field": name, "problem": "is not a known query parameter"} for name in unknown],
+        )
+    return params
+
+
+def limit(params: dict[str, str]) -> int:
+    text = params.get("limit")
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest.field("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def field(name: str, parse, value: Any) -> Any:
+    """``parse(value)``, with its ValueError or TypeError as a 400 naming ``name``."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError) as error:
+        problem = getattr(error, "message_template", None) or str(error)
+        raise BadRequest.field(name, problem) from None
+
+
+def page(items: list[dict[str, Any]], query: dict[str, Any], position: Any) -> dict[str, Any]:
+    cursor = encode_cursor(query, position) if position is not None else None
+    return {"items": items, "next_cursor": cursor}
+
+
+def health(services, params, raw_body, headers) -> tuple[int, dict[str, Any]]:
+    query(params, ())
+    return 200, {"status": "ok"}
