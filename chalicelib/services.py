@@ -13,7 +13,7 @@ from functools import cached_property
 
 from chalicelib.aws import Clients
 from chalicelib.clock import Clock
-from chalicelib.config import Settings
+from chalicelib.config import SQS_RETRY_BASE_SECONDS, Settings
 
 
 @dataclass
@@ -33,6 +33,13 @@ class Services:
         from chalicelib.readings.jobs import IngestJobs
 
         return IngestJobs(self.clients.dynamodb, self.settings.ingests_table, self.clock)
+
+    @cached_property
+    def sqs_retry(self):
+        """Backoff for failed SQS messages; the cap is each queue's visibility timeout."""
+        from chalicelib.batch import RetryPolicy
+
+        return RetryPolicy(base_seconds=SQS_RETRY_BASE_SECONDS, uniform=self.clock.uniform)
 
     @cached_property
     def ingest_queue_url(self) -> str:

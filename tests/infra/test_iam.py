@@ -52,6 +52,23 @@ def test_each_function_only_reaches_its_own_resources():
     assert not iam.allows(policies["ingest_from_queue"], "sqs:ReceiveMessage", ingest_queue)
 
 
+@pytest.mark.parametrize("stage", ["local", "dev", "prod"])
+def test_a_function_backs_off_messages_only_on_the_queues_it_consumes(stage):
+    """chalicelib.batch reads the visibility timeout of, and changes the visibility
+    of failed messages on, the queue the function consumes: never on another one."""
+    stack = stack_for(stage)
+    account = arns.Account(account_id="111122223333", region="eu-west-1")
+    for function in stack.functions:
+        policy = iam.fill(iam.policy(stack, function.name), account)
+        consumed = {s.source_key for s in stack.event_sources if s.function == function.name}
+        for queue in stack.queues:
+            for name in (queue.name, queue.dlq_name):
+                arn = f"arn:aws:sqs:eu-west-1:111122223333:{name}"
+                own = name == queue.name and queue.key in consumed
+                for action in ("sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"):
+                    assert iam.allows(policy, action, arn) == own, (function.name, action, name)
+
+
 def test_transactions_are_authorized_per_item():
     pairs = iam_requests(
         "dynamodb",

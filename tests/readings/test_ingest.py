@@ -161,6 +161,7 @@ def test_the_queue_trigger_skips_test_events_and_non_csv_keys(services, outputs)
             json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": bucket}),
             events.s3_notification_body(events.s3_record(bucket, "incoming/notes.txt", "e1")),
             events.s3_notification_body(events.s3_record(bucket, "rejects/x.csv", "e2")),
+            queue=events.S3_EVENTS_QUEUE,
         ),
         None,
         services,
@@ -189,7 +190,7 @@ def test_every_record_of_an_s3_event_is_ingested_with_its_key_url_decoded(servic
 
 def test_a_malformed_notification_is_reported_failed_so_it_reaches_the_dlq(services, outputs):
     good = events.s3_notification_body()
-    event = events.sqs_event("not json", good)
+    event = events.sqs_event("not json", good, queue=events.S3_EVENTS_QUEUE)
     response = handlers.ingest_from_queue(event, None, services)
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 
