@@ -8,10 +8,11 @@ deploy`` against an existing bucket, and Terraform). Both call the same code.
 """
 
 from chalice import Chalice, CORSConfig, IAMAuthorizer, Response
+from chalice.app import CaseInsensitiveMapping
 
 from chalicelib import rest
 from chalicelib.config import UPLOADS_PREFIX, Settings
-from chalicelib.errors import EventflowError
+from chalicelib.observability import logger
 from chalicelib.readings import api as readings_api
 from chalicelib.readings import handlers as readings_handlers
 from chalicelib.services import services
@@ -30,11 +31,27 @@ def _respond(call, *args):
     """Run one API operation and shape its result or its error as JSON."""
     try:
         status, body = call(services(), *args)
-    except EventflowError as error:
-        status, body = error.status, error.to_body()
+    except Exception as error:
+        known = rest.known_error(error)
+        if known is None:
+            raise  # a bug: Chalice answers 500, shaped by the middleware below
+        if known.status >= 500:
+            logger.warning(known.message, extra={"error_type": type(error).__name__})
+        status, body = known.status, known.to_body()
     if body is None:
         return Response(body="", status_code=status)
     return Response(body=rest.to_json(body), status_code=status, headers=rest.JSON_HEADERS)
+
+
+@app.middleware("http")
+def bodyless_requests_have_no_content_type(event, get_response):
+    # Chalice checks Content-Type against the route before the view runs; a
+    # GET or DELETE without a body has no content to type, so its header is
+    # dropped rather than answered with 415.
+    if event.method in rest.BODYLESS_METHODS and not event.raw_body:
+        headers = {k: v for k, v in event.headers.items() if k != "content-type"}
+        event.headers = CaseInsensitiveMapping(headers)
+    return get_response(event)
 
 
 @app.middleware("http")

@@ -12,13 +12,27 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.errors import BadRequest, ValidationFailed
+from chalicelib.aws import unavailable
+from chalicelib.errors import BadRequest, EventflowError, ValidationFailed
 from chalicelib.pagination import encode_cursor
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 _FRAMEWORK_CODES = {405: "method_not_allowed", 415: "unsupported_media_type"}
+# Methods whose requests carry no body here: their Content-Type means nothing.
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+def known_error(error: BaseException) -> EventflowError | None:
+    """The error as one of ours, or None for a bug (which stays a 500).
+
+    Ours as raised, or an AWS dependency that cannot be reached or used: a
+    503 naming the service, never a 500 (:func:`chalicelib.aws.unavailable`).
+    """
+    if isinstance(error, EventflowError):
+        return error
+    return unavailable(error)
 
 
 def _number(value: Any) -> Any:

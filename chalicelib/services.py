@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from chalicelib.aws import Clients
+from chalicelib.aws import Clients, local_defaults
 from chalicelib.clock import Clock
 from chalicelib.config import SQS_RETRY_BASE_SECONDS, Settings
 
@@ -48,4 +48,6 @@ class Services:
 
 @functools.cache
 def services() -> Services:
-    return Services(Settings.from_env())
+    settings = Settings.from_env()
+    # The local stage finds the local cloud without any AWS setup (see chalicelib.aws).
+    return Services(settings, clients=Clients(defaults=local_defaults(settings.stage)))

@@ -61,7 +61,7 @@ def run_demo(
         return None
     say(f"demo: {describe_job(job)}")
     location = first_location(sample)
-    if job["state"] != "FAILED" and location:
+    if job["state"] != "FAILED" and location and cloud.api_endpoint:
         say("try:", style="bold")
         say(f"  curl {cloud.api_endpoint}/readings/{location}")
         say(f"  curl {cloud.api_endpoint}/ingests/{job['ingest_id']}")
