@@ -13,14 +13,26 @@ from typing import Any
 class EventflowError(Exception):
     status = 500
     code = "internal_error"
+    # Machine-readable facts beside the details, e.g. the current status of an order.
+    extra: dict[str, Any] = {}
 
-    def __init__(self, message: str, details: list[dict[str, str]] | None = None):
+    def __init__(
+        self, message: str, details: list[dict[str, str]] | None = None, code: str | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.details = details or []
+        # A more specific code than the class's, e.g. ``invalid_transition`` for a 409.
+        if code is not None:
+            self.code = code
 
     def to_body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, "details": self.details}
+        return {
+            "error": self.code,
+            "message": self.message,
+            "details": self.details,
+            **self.extra,
+        }
 
 
 class BadRequest(EventflowError):
@@ -42,6 +54,13 @@ class NotFound(EventflowError):
 class Conflict(EventflowError):
     status = 409
     code = "conflict"
+
+
+class PreconditionFailed(EventflowError):
+    """A conditional request (``If-Match``) named a version that is no longer current."""
+
+    status = 412
+    code = "precondition_failed"
 
 
 class UnsupportedMediaType(EventflowError):

@@ -17,7 +17,8 @@ from chalicelib.config import UPLOADS_PREFIX
 from chalicelib.errors import BadRequest, NotFound, ValidationFailed
 from chalicelib.pagination import decode_cursor, invalid_cursor
 from chalicelib.readings import keys
-from chalicelib.readings.model import Reading, parse_identifier, parse_timestamp, problems
+from chalicelib.readings.model import Reading, parse_identifier, parse_timestamp
+from chalicelib.validation import problems
 
 UPLOAD_URL_SECONDS = 900
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,123}\.csv", re.IGNORECASE)

@@ -24,8 +24,9 @@ from chalicelib.readings import jobs as job_states
 from chalicelib.readings.chunks import BatchSender, ChunkPacker
 from chalicelib.readings.csvstream import CsvRecords, HeaderError, Record
 from chalicelib.readings.jobs import ObjectRef
-from chalicelib.readings.model import CSV_COLUMNS, Reading, problems
+from chalicelib.readings.model import CSV_COLUMNS, Reading
 from chalicelib.readings.rejects import RejectsReport
+from chalicelib.validation import problems
 
 # S3 answers these when the object (or the version the event named) is gone.
 _GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}

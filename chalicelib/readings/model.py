@@ -13,7 +13,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
-from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from chalicelib.readings import keys
@@ -177,18 +176,3 @@ class Reading(BaseModel):
 
 def iso_utc(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def problems(error: PydanticValidationError) -> list[dict[str, str]]:
-    """Pydantic's errors as ``{"field", "problem"}`` pairs that a person can read."""
-    result = []
-    for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or "body"
-        if item["type"] == "missing":
-            problem = "is required"
-        elif item["type"] == "extra_forbidden":
-            problem = "is not a known field"
-        else:
-            problem = item["msg"]
-        result.append({"field": field, "problem": problem})
-    return result

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from chalicelib.readings import keys
-from chalicelib.readings.model import CSV_COLUMNS, Reading, problems
+from chalicelib.readings.model import CSV_COLUMNS, Reading
+from chalicelib.validation import problems
 
 GOOD = dict(
     zip(
