@@ -38,9 +38,29 @@ def _respond(call, *args):
         if known.status >= 500:
             logger.warning(known.message, extra={"error_type": type(error).__name__})
         status, body = known.status, known.to_body()
+    return _json(status, body)
+
+
+def _json(status, body):
     if body is None:
         return Response(body="", status_code=status)
     return Response(body=rest.to_json(body), status_code=status, headers=rest.JSON_HEADERS)
+
+
+@app.middleware("http")
+def path_parameters_decoded_as_api_gateway_does(event, get_response):
+    # API Gateway percent-decodes path parameters before the function runs;
+    # Chalice's local server (chalice local, its test client, the local
+    # cloud) passes them as sent. Decode those, so "Lab%203" is "Lab 3" both ways.
+    if event.uri_params and rest.from_local_gateway(event.context):
+        try:
+            rest.decode_path_parameters(event.uri_params)
+        except Exception as error:
+            known = rest.known_error(error)
+            if known is None:
+                raise
+            return _json(known.status, known.to_body())
+    return get_response(event)
 
 
 @app.middleware("http")
