@@ -236,9 +236,14 @@ def test_fifo_keeps_group_order_and_does_not_block_other_groups(cloud: Cloud):
     overlaps: list[str] = []
     attempts: dict[str, int] = {}
 
+    batch_sizes: list[int] = []
+
     @app.on_sqs_message(queue="jobs.fifo", batch_size=1)
     def consume(event):
-        (record,) = event.to_dict()["Records"]
+        # Observations only: asserting here would fail on the runtime's thread.
+        records = event.to_dict()["Records"]
+        batch_sizes.append(len(records))
+        record = records[0]
         body, group = record["body"], record["attributes"]["MessageGroupId"]
         with lock:
             if group in active:
@@ -254,6 +259,7 @@ def test_fifo_keeps_group_order_and_does_not_block_other_groups(cloud: Cloud):
 
     runtime = cloud.run(app, stack, outputs)
     assert runtime.wait_until_idle(20)
+    assert set(batch_sizes) == {1}
     assert not overlaps
     assert [b for b in done if b[0] == "a"] == ["a1", "a2", "a3"]
     assert [b for b in done if b[0] == "b"] == ["b1", "b2"]
