@@ -40,8 +40,15 @@ def sqs_event(*bodies: str, queue: str = INGEST_QUEUE) -> dict[str, Any]:
     return {"Records": [sqs_record(body, queue=queue) for body in bodies]}
 
 
-def s3_record(bucket: str, key: str, etag: str, event: str = "ObjectCreated:Put") -> dict[str, Any]:
-    return {
+def s3_record(
+    bucket: str,
+    key: str,
+    etag: str,
+    event: str = "ObjectCreated:Put",
+    version_id: str | None = None,
+) -> dict[str, Any]:
+    """An S3 event record; AWS adds ``versionId`` for a versioned bucket (moto does not)."""
+    record = {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "awsRegion": "us-east-1",
@@ -52,6 +59,9 @@ def s3_record(bucket: str, key: str, etag: str, event: str = "ObjectCreated:Put"
             "object": {"key": quote_plus(key), "eTag": etag, "size": 1},
         },
     }
+    if version_id is not None:
+        record["s3"]["object"]["versionId"] = version_id
+    return record
 
 
 def s3_event(*records: dict[str, Any]) -> dict[str, Any]:
