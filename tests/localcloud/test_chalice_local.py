@@ -115,3 +115,15 @@ def test_chalice_local_serves_the_api_against_a_running_local_cloud(
     cloud_without_api.stop()  # the endpoint goes down under the API
     status, body = request(port, "GET", "/readings/chalice-local-lab")
     assert status == 503 and body["details"][0]["field"] == "dynamodb", body
+
+
+def test_up_takes_no_api_and_refuses_other_arguments(monkeypatch):
+    import localcloud.up
+    from localcloud.__main__ import main
+
+    started = []
+    monkeypatch.setattr(localcloud.up, "main", lambda **kwargs: started.append(kwargs) or 0)
+    assert main(["up", "--no-api"]) == 0 and main(["up"]) == 0
+    assert started == [{"serve_api": False}, {"serve_api": True}]
+    with pytest.raises(SystemExit):
+        main(["up", "--api=no"])
