@@ -36,7 +36,7 @@ print("port", server.server.server_address[1], flush=True)
 server.serve_forever()
 """
 READING = {
-    "timestamp": "2024-06-01T10:00:00Z",
+    "timestamp": "2030-06-01T10:00:00Z",
     # moto's state is process-wide: a location no other test writes.
     "location": "chalice-local-lab",
     "source": "wired",
