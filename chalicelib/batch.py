@@ -158,15 +158,16 @@ def back_off(
         if record.get("messageId") in failed and record.get("eventSourceARN"):
             by_queue.setdefault(record["eventSourceARN"], []).append(record)
     for arn, queue_records in by_queue.items():
-        url = queue_url(arn, sqs.meta.endpoint_url)
         try:
+            url = queue_url(arn, sqs.meta.endpoint_url)
             cap = retry.cap_seconds
             if cap is None:
                 cap = _visibility_timeout(sqs, url)
             delays = backoff_delays(queue_records, failed, retry, cap, fifo=fifo)
             _change_visibility(sqs, url, queue_records, delays)
-        except (BotoCoreError, ClientError):
-            # The messages come back after the full visibility timeout instead.
+        except (BotoCoreError, ClientError, ValueError, KeyError):
+            # The messages come back after the full visibility timeout instead:
+            # the partial batch response, which this must never spoil, matters more.
             logger.exception("could not back off failed messages", extra={"queue": arn})
 
 

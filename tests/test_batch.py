@@ -251,3 +251,10 @@ def test_the_writer_backs_off_a_failing_chunk_on_its_own_queue(
     recorded = iam_calls.for_function("write_readings")
     calls = {(c.action, c.resource.rsplit(":", 1)[1]) for c in recorded}
     assert ("sqs:ChangeMessageVisibility", "eventflow-local-ingest") in calls
+
+
+def test_a_record_from_no_known_queue_is_reported_but_not_backed_off(clients, queue):
+    _, event = queue("work", ["a"])
+    event["Records"][0]["eventSourceARN"] = "not-an-arn"
+    response = sqs_batch(event, None, _fail_bodies("a"), retry=RetryPolicy(2), sqs=clients.sqs)
+    assert len(response["batchItemFailures"]) == 1
