@@ -56,3 +56,11 @@ class Clients:
     @property
     def dynamodb(self) -> Any:
         return self("dynamodb")
+
+    @property
+    def sns(self) -> Any:
+        return self("sns")
+
+    @property
+    def sts(self) -> Any:
+        return self("sts")

@@ -307,7 +307,10 @@ def _s3_queue_policy(queue: Queue, bucket: Bucket) -> Template:
 
 
 def _topic(topic: Topic, stack: Stack) -> Template:
-    return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": topic.name}}}
+    properties: dict[str, Any] = {"TopicName": topic.name}
+    if topic.fifo:
+        properties["FifoTopic"] = True
+    return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": properties}}
 
 
 def _alarm(alarm: Alarm, stack: Stack) -> Template:

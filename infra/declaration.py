@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from chalicelib.config import UPLOADS_PREFIX, Settings, dlq_name
+from chalicelib.orders import store as order_keys
 from chalicelib.readings import keys
 from infra.stageconfig import StageConfig
 
@@ -29,6 +30,14 @@ SOURCE_RETENTION_SECONDS = 4 * 24 * 3600
 # The longest SQS allows: a DLQ must outlive the time it takes to notice it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 ALERTS_TOPIC_KEY = "alerts"
+# Bounds on a poison stream record: it is retried this often (bisecting the
+# batch to isolate it), then described on the on-failure queue and skipped.
+STREAM_RETRY_ATTEMPTS = 5
+# DynamoDB keeps stream records 24 hours; older ones are gone anyway.
+STREAM_MAX_RECORD_AGE_SECONDS = 24 * 3600
+# Only these can become domain events (chalicelib.orders.events); Lambda drops
+# the rest (REMOVE) before invoking the function.
+ORDER_EVENT_FILTER = json.dumps({"eventName": ["INSERT", "MODIFY"]})
 
 
 @dataclass(frozen=True)
@@ -121,10 +130,18 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Topic:
-    """An SNS topic; alarms notify the ``alerts`` topic."""
+    """An SNS topic; alarms notify the ``alerts`` topic.
+
+    A FIFO topic (name ending ``.fifo``) keeps each message group in order and
+    drops repeated deduplication ids for five minutes.
+    """
 
     key: str
     name: str
+
+    @property
+    def fifo(self) -> bool:
+        return self.name.endswith(".fifo")
 
 
 @dataclass(frozen=True)
@@ -338,14 +355,75 @@ def declare(config: StageConfig) -> Stack:
         for name in ("api_handler", ingest_function, "write_readings")
     )
 
+    products = Table(
+        key="products",
+        name=settings.products_table,
+        partition_key=KeyAttribute("product_id"),
+    )
+    orders = Table(
+        key="orders",
+        name=settings.orders_table,
+        partition_key=KeyAttribute(order_keys.ORDER_PK),
+        indexes=(
+            Index(
+                name=order_keys.BY_CUSTOMER_INDEX,
+                partition_key=KeyAttribute(order_keys.BY_CUSTOMER_PK),
+                sort_key=KeyAttribute(order_keys.BY_CUSTOMER_SK),
+            ),
+        ),
+        stream_view_type="NEW_AND_OLD_IMAGES",
+    )
+    idempotency = Table(
+        key="idempotency",
+        name=settings.idempotency_table,
+        partition_key=KeyAttribute(order_keys.IDEMPOTENCY_PK),
+        ttl_attribute=order_keys.EXPIRES_AT,
+    )
+    order_intake = Queue(
+        key="order-intake",
+        name=settings.order_intake_queue,
+        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("intake_orders"),
+    )
+    # Lambda describes stream batches it gave up on here (the on-failure
+    # destination); nothing consumes it, so its alarm fires on any message.
+    order_events_failed = Queue(
+        key="order-events-failed",
+        name=settings.order_events_failed_queue,
+        visibility_timeout=30,
+        retention_seconds=DLQ_RETENTION_SECONDS,
+    )
+    order_events = Topic(key="order-events", name=settings.order_events_topic)
+    queues += [order_intake, order_events_failed]
+    event_sources += [
+        EventSourceSettings(function="intake_orders", source_key="order-intake"),
+        EventSourceSettings(
+            function="publish_order_events",
+            source_key="orders",
+            filter_patterns=(ORDER_EVENT_FILTER,),
+            bisect_batch_on_error=True,
+            maximum_retry_attempts=STREAM_RETRY_ATTEMPTS,
+            maximum_record_age_seconds=STREAM_MAX_RECORD_AGE_SECONDS,
+            on_failure_queue_key="order-events-failed",
+        ),
+    ]
+    functions += tuple(
+        Function(
+            name=name,
+            physical_name=settings.name(name),
+            timeout=config.lambda_timeout(name),
+            memory_size=config.lambda_memory_size(name),
+        )
+        for name in ("intake_orders", "publish_order_events")
+    )
+
     stack = Stack(
         stage=config.stage,
         settings=settings,
-        tables=(readings, ingests),
+        tables=(readings, ingests, products, orders, idempotency),
         queues=tuple(queues),
         buckets=(uploads,),
         event_sources=tuple(event_sources),
-        topics=(alerts,),
+        topics=(alerts, order_events),
         functions=functions,
     )
     # Alarms and the dashboard are derived from the resources above, so a new

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.config import ORDERS_STREAM_ARN_VARIABLE
 from infra import arns
 from infra.cloudformation import (
     attribute_definitions,
@@ -48,6 +49,12 @@ class Outputs:
             "buckets": self.buckets,
             "topics": self.topics,
         }
+
+    def app_environment(self) -> dict[str, str]:
+        """What ``app.py`` must find in the environment at import and only provisioning
+        knows: the orders stream's ARN, whose label DynamoDB mints at creation."""
+        stream_arn = self.tables.get("orders", {}).get("stream_arn")
+        return {ORDERS_STREAM_ARN_VARIABLE: stream_arn} if stream_arn else {}
 
 
 def _code(error: ClientError) -> str:
@@ -327,7 +334,8 @@ class Provisioner:
 
     def topic(self, topic: Topic) -> dict[str, str]:
         # CreateTopic is idempotent for the same name and attributes.
-        arn = self._clients("sns").create_topic(Name=topic.name)["TopicArn"]
+        attributes = {"FifoTopic": "true"} if topic.fifo else {}
+        arn = self._clients("sns").create_topic(Name=topic.name, Attributes=attributes)["TopicArn"]
         return {"name": topic.name, "arn": arn}
 
     def alarm(self, alarm: Alarm, outputs: Outputs) -> None:

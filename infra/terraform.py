@@ -234,7 +234,10 @@ def _bucket(bucket: Bucket, stack: Stack, blocks: Blocks) -> None:
 
 
 def _topic(topic: Topic, stack: Stack, blocks: Blocks) -> None:
-    _add(blocks, "aws_sns_topic", name(topic.key), {"name": topic.name})
+    body: dict[str, Any] = {"name": topic.name}
+    if topic.fifo:
+        body["fifo_topic"] = True
+    _add(blocks, "aws_sns_topic", name(topic.key), body)
 
 
 def _alarm(alarm: Alarm, stack: Stack, blocks: Blocks) -> None:
