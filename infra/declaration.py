@@ -145,6 +145,33 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class Subscription:
+    """A queue subscribed to a topic, with raw delivery and an optional filter policy.
+
+    Raw delivery hands the consumer the published message itself as the SQS
+    body, and its message attributes as SQS message attributes. The queue's
+    policy lets this topic, and only it, send to the queue.
+    """
+
+    key: str
+    topic_key: str
+    queue_key: str
+    filter_policy: dict | None = None
+
+    @property
+    def filter_policy_json(self) -> str | None:
+        return json.dumps(self.filter_policy, sort_keys=True) if self.filter_policy else None
+
+
+@dataclass(frozen=True)
+class EmailIdentity:
+    """An SES identity that mail is sent from; SES sends only from verified ones."""
+
+    key: str
+    email: str
+
+
+@dataclass(frozen=True)
 class Function:
     """A Lambda function that Chalice creates; declared for IAM, alarms and the dashboard.
 
@@ -230,6 +257,8 @@ class Stack:
     buckets: tuple[Bucket, ...]
     event_sources: tuple[EventSourceSettings, ...] = field(default=())
     topics: tuple[Topic, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    email_identities: tuple[EmailIdentity, ...] = ()
     functions: tuple[Function, ...] = ()
     alarms: tuple[Alarm, ...] = ()
     dashboards: tuple[Dashboard, ...] = ()
@@ -241,6 +270,8 @@ class Stack:
             *self.queues,
             *self.tables,
             *self.topics,
+            *self.subscriptions,
+            *self.email_identities,
             *self.buckets,
             *self.alarms,
             *self.dashboards,
@@ -257,6 +288,9 @@ class Stack:
 
     def topic(self, key: str) -> Topic:
         return _by_key(self.topics, key)
+
+    def email_identity(self, key: str) -> EmailIdentity:
+        return _by_key(self.email_identities, key)
 
     def function(self, name: str) -> Function:
         for function in self.functions:

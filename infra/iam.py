@@ -106,7 +106,24 @@ class TopicAccess:
         )
 
 
-Grant = TableAccess | ObjectAccess | QueueAccess | TopicAccess
+@dataclass(frozen=True)
+class IdentityAccess:
+    """SES actions as a declared sender identity (SendEmail is authorized on the From identity)."""
+
+    identity_key: str
+    actions: str
+
+    def statement(self, stack: Stack) -> dict[str, Any]:
+        identity = stack.email_identity(self.identity_key)
+        return _statement(
+            f"Mail{_camel(self.identity_key)}",
+            "ses",
+            self.actions,
+            [arns.ses_identity(identity.email)],
+        )
+
+
+Grant = TableAccess | ObjectAccess | QueueAccess | TopicAccess | IdentityAccess
 
 _INGEST: tuple[Grant, ...] = (
     # GetObjectVersion: the bucket is versioned and S3 events name the version.

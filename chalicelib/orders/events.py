@@ -70,6 +70,21 @@ class OrderEvent:
         }
 
 
+def parse_event(body: str) -> OrderEvent:
+    """An event as a consumer's queue delivers it (raw delivery: the body is the event).
+
+    Raises :class:`EventFormatError` for anything that is not exactly an event.
+    """
+    try:
+        data = json.loads(body)
+        event = OrderEvent(**data)
+    except (TypeError, ValueError) as error:
+        raise EventFormatError(f"message is not an order event: {error}") from None
+    if event.event_type not in EventType.__members__ or event.new_status not in Status.__members__:
+        raise EventFormatError(f"message is not an order event: {event.event_type}")
+    return event
+
+
 def event_id(order_id: str, version: int) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{order_id}#{version}"))
 

@@ -33,6 +33,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -320,6 +321,10 @@ def iam_requests(
         if action == "GetObject" and params.get("VersionId"):
             action = "GetObjectVersion"
         return [(f"s3:{action}", f"arn:aws:s3:::{bucket}/{params['Key']}")]
+    if service == "ses" and "Source" in params:
+        # SES authorizes SendEmail on the identity of the From address.
+        address = parseaddr(params["Source"])[1]
+        return [(f"ses:{action}", f"arn:aws:ses:{region}:{DEFAULT_ACCOUNT}:identity/{address}")]
     if service == "sns" and "TopicArn" in params:
         return [(f"sns:{action}", params["TopicArn"])]
     return [(f"{service}:{action}", "*")]
