@@ -12,7 +12,9 @@ from chalice.app import CaseInsensitiveMapping
 
 from chalicelib import rest
 from chalicelib.config import UPLOADS_PREFIX, Settings
-from chalicelib.observability import logger
+from chalicelib.observability import invocation, logger
+from chalicelib.orders import api as orders_api
+from chalicelib.orders import handlers as orders_handlers
 from chalicelib.readings import api as readings_api
 from chalicelib.readings import handlers as readings_handlers
 from chalicelib.services import services
@@ -20,31 +22,46 @@ from chalicelib.services import services
 settings = Settings.from_env()
 app = Chalice(app_name="eventflow")
 
-# Write routes need SigV4-signed requests (IAM auth) in deployed stages; the
-# local stage leaves them open so the local cloud works without credentials.
-write_auth = IAMAuthorizer() if settings.stage != "local" else None
+# Write routes, and every route over orders (they carry customers' personal
+# data), need SigV4-signed requests (IAM auth) in deployed stages; the local
+# stage leaves them open so the local cloud works without credentials.
+iam_auth = IAMAuthorizer() if settings.stage != "local" else None
 # CORS only when a stage names its browser origin; never a wildcard.
 cors = CORSConfig(allow_origin=settings.cors_origin) if settings.cors_origin else None
 
 
 def _respond(call, *args):
-    """Run one API operation and shape its result or its error as JSON."""
-    try:
-        status, body = call(services(), *args)
-    except Exception as error:
-        known = rest.known_error(error)
-        if known is None:
-            raise  # a bug: Chalice answers 500, shaped by the middleware below
-        if known.status >= 500:
-            logger.warning(known.message, extra={"error_type": type(error).__name__})
-        status, body = known.status, known.to_body()
-    return _json(status, body)
+    """Run one API operation and shape its result or its error as JSON.
+
+    An operation returns ``(status, body)`` or ``(status, body, headers)``.
+    Errors: ours as raised; an AWS dependency that cannot be reached or used
+    as a 503 naming it (``rest.known_error``); anything else is a bug, which
+    Chalice answers with a 500, shaped by the middleware below.
+    """
+    headers: dict[str, str] = {}
+    # Each request publishes its own metrics (an order placed, say) when it ends.
+    with invocation("api_handler", settings.stage):
+        try:
+            status, body, *extra = call(services(), *args)
+            if extra:
+                headers = extra[0]
+        except Exception as error:
+            known = rest.known_error(error)
+            if known is None:
+                raise
+            if known.status >= 500:
+                logger.warning(known.message, extra={"error_type": type(error).__name__})
+            status, body = known.status, known.to_body()
+    return _json(status, body, headers)
 
 
-def _json(status, body):
+def _json(status, body, headers=None):
+    headers = headers or {}
     if body is None:
-        return Response(body="", status_code=status)
-    return Response(body=rest.to_json(body), status_code=status, headers=rest.JSON_HEADERS)
+        return Response(body="", status_code=status, headers=headers)
+    return Response(
+        body=rest.to_json(body), status_code=status, headers={**rest.JSON_HEADERS, **headers}
+    )
 
 
 @app.middleware("http")
@@ -95,12 +112,12 @@ def health():
     return _respond(rest.health, *_request())
 
 
-@app.route("/uploads", methods=["POST"], authorizer=write_auth, cors=cors)
+@app.route("/uploads", methods=["POST"], authorizer=iam_auth, cors=cors)
 def create_upload():
     return _respond(readings_api.create_upload, *_request())
 
 
-@app.route("/readings", methods=["POST"], authorizer=write_auth, cors=cors)
+@app.route("/readings", methods=["POST"], authorizer=iam_auth, cors=cors)
 def create_reading():
     return _respond(readings_api.create_reading, *_request())
 
@@ -121,7 +138,7 @@ def get_reading(location, reading_id):
 
 
 @app.route(
-    "/readings/{location}/{reading_id}", methods=["PUT", "DELETE"], authorizer=write_auth, cors=cors
+    "/readings/{location}/{reading_id}", methods=["PUT", "DELETE"], authorizer=iam_auth, cors=cors
 )
 def change_reading(location, reading_id):
     put = app.current_request.method == "PUT"
@@ -138,6 +155,53 @@ def list_ingests():
 def get_ingest(ingest_id):
     return _respond(readings_api.get_ingest, ingest_id, *_request())
 
+
+# -- orders --------------------------------------------------------------------
+
+
+@app.route("/products/{product_id}", methods=["PUT"], authorizer=iam_auth, cors=cors)
+def put_product(product_id):
+    return _respond(orders_api.put_product, product_id, *_request())
+
+
+@app.route("/products/{product_id}", methods=["GET"], authorizer=iam_auth, cors=cors)
+def get_product(product_id):
+    return _respond(orders_api.get_product, product_id, *_request())
+
+
+@app.route("/orders", methods=["POST"], authorizer=iam_auth, cors=cors)
+def create_order():
+    return _respond(orders_api.create_order, *_request())
+
+
+@app.route("/orders/{order_id}", methods=["GET"], authorizer=iam_auth, cors=cors)
+def get_order(order_id):
+    return _respond(orders_api.get_order, order_id, *_request())
+
+
+@app.route("/orders/{order_id}", methods=["PATCH"], authorizer=iam_auth, cors=cors)
+def change_order(order_id):
+    return _respond(orders_api.change_order, order_id, *_request())
+
+
+@app.route("/customers/{customer_id}/orders", methods=["GET"], authorizer=iam_auth, cors=cors)
+def list_customer_orders(customer_id):
+    return _respond(orders_api.list_customer_orders, customer_id, *_request())
+
+
+@app.on_sqs_message(queue=settings.order_intake_queue, batch_size=10)
+def intake_orders(event):
+    return orders_handlers.intake_orders(event.to_dict(), event.context, services())
+
+
+@app.on_dynamodb_record(
+    stream_arn=settings.orders_stream_arn, batch_size=100, starting_position="TRIM_HORIZON"
+)
+def publish_order_events(event):
+    return orders_handlers.publish_order_events(event.to_dict(), event.context, services())
+
+
+# -- readings ingest -------------------------------------------------------------
 
 if settings.ingest_trigger == "sqs":
 

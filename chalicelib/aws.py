@@ -131,6 +131,14 @@ class Clients:
     def dynamodb(self) -> Any:
         return self("dynamodb")
 
+    @property
+    def sns(self) -> Any:
+        return self("sns")
+
+    @property
+    def sts(self) -> Any:
+        return self("sts")
+
 
 def _note_service(service: str):
     def note(exception: BaseException, **_: Any) -> None:

@@ -7,9 +7,17 @@ import time
 from datetime import UTC, datetime
 
 
+def iso_utc(ts: datetime) -> str:
+    """The ISO 8601 UTC text, to the microsecond, that every eventflow record uses."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class Clock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def iso_now(self) -> str:
+        return iso_utc(self.now())
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -27,6 +27,9 @@ REJECTS_PREFIX = "rejects/"
 SQS_RETRY_BASE_SECONDS = 2
 
 
+ORDERS_STREAM_ARN_VARIABLE = "EVENTFLOW_ORDERS_STREAM_ARN"
+
+
 class ConfigError(ValueError):
     """A stage setting is missing or invalid."""
 
@@ -37,6 +40,11 @@ class Settings:
     ingest_trigger: str = "sqs"
     uploads_bucket_override: str | None = None
     cors_origin: str | None = None
+    # Stream labels are minted when the table is created, so the ARN is only
+    # known after provisioning: the local cloud and `python -m infra deploy`
+    # set it before app.py is imported; `chalice package` output gets it from
+    # the template (infra/), which replaces the placeholder.
+    orders_stream_arn_override: str | None = None
 
     def __post_init__(self) -> None:
         if not self.stage or not self.stage.replace("-", "").isalnum():
@@ -53,6 +61,7 @@ class Settings:
             ingest_trigger=env.get("EVENTFLOW_INGEST_TRIGGER", "sqs"),
             uploads_bucket_override=env.get("EVENTFLOW_UPLOADS_BUCKET") or None,
             cors_origin=env.get("EVENTFLOW_CORS_ORIGIN") or None,
+            orders_stream_arn_override=env.get(ORDERS_STREAM_ARN_VARIABLE) or None,
         )
 
     def name(self, key: str) -> str:
@@ -80,6 +89,39 @@ class Settings:
     @property
     def s3_events_queue(self) -> str:
         return self.name("s3-events")
+
+    # -- orders ----------------------------------------------------------------
+
+    @property
+    def products_table(self) -> str:
+        return self.name("products")
+
+    @property
+    def orders_table(self) -> str:
+        return self.name("orders")
+
+    @property
+    def idempotency_table(self) -> str:
+        return self.name("idempotency")
+
+    @property
+    def order_intake_queue(self) -> str:
+        return self.name("order-intake.fifo")
+
+    @property
+    def order_events_topic(self) -> str:
+        return self.name("order-events.fifo")
+
+    @property
+    def order_events_failed_queue(self) -> str:
+        return self.name("order-events-failed")
+
+    @property
+    def orders_stream_arn(self) -> str:
+        """The orders table's stream, or a placeholder of the same shape before provisioning."""
+        return self.orders_stream_arn_override or (
+            f"arn:aws:dynamodb:us-east-1:000000000000:table/{self.orders_table}/stream/unprovisioned"
+        )
 
 
 def dlq_name(queue_name: str) -> str:

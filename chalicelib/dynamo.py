@@ -32,6 +32,15 @@ def is_condition_failure(error: ClientError) -> bool:
     return error_code(error) == "ConditionalCheckFailedException"
 
 
+def cancellation_codes(error: ClientError) -> list[str]:
+    """Per item of a cancelled TransactWriteItems: ``ConditionalCheckFailed``,
+    ``TransactionConflict``, ``None``..., in the order of the request's items."""
+    if error_code(error) != "TransactionCanceledException":
+        return []
+    reasons = error.response.get("CancellationReasons", [])
+    return [reason.get("Code") or "None" for reason in reasons]
+
+
 def batch_put(
     client: Any,
     table: str,

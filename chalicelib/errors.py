@@ -101,6 +101,10 @@ class UnprocessedItemsError(EventflowError):
     """DynamoDB kept returning UnprocessedItems after every bounded retry."""
 
 
+class UnprocessedKeysError(EventflowError):
+    """DynamoDB kept returning UnprocessedKeys after every bounded retry."""
+
+
 class SendFailedError(EventflowError):
     """SQS refused some batch entries after every bounded retry."""
 

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from chalicelib.aws import Clients, local_defaults
 from chalicelib.clock import Clock
-from chalicelib.config import SQS_RETRY_BASE_SECONDS, Settings
+from chalicelib.config import SQS_RETRY_BASE_SECONDS, Settings, dlq_name
 
 
 @dataclass
@@ -44,6 +44,44 @@ class Services:
     @cached_property
     def ingest_queue_url(self) -> str:
         return self.clients.sqs.get_queue_url(QueueName=self.settings.ingest_queue)["QueueUrl"]
+
+    # -- orders ----------------------------------------------------------------
+
+    @cached_property
+    def products(self):
+        from chalicelib.orders.products import ProductStore
+
+        return ProductStore(self.clients.dynamodb, self.settings.products_table, self.clock)
+
+    @cached_property
+    def orders(self):
+        from chalicelib.orders.store import OrderStore
+
+        return OrderStore(
+            self.clients.dynamodb,
+            self.settings.orders_table,
+            self.settings.idempotency_table,
+            self.clock,
+        )
+
+    @cached_property
+    def order_intake_dlq_url(self) -> str:
+        name = dlq_name(self.settings.order_intake_queue)
+        return self.clients.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+
+    @cached_property
+    def account(self) -> tuple[str, str]:
+        """(partition, account id) of the credentials in use; GetCallerIdentity needs no grant."""
+        arn = self.clients.sts.get_caller_identity()["Arn"]
+        parts = arn.split(":")
+        return parts[1], parts[4]
+
+    @cached_property
+    def order_events_topic_arn(self) -> str:
+        # SNS takes only ARNs, and an ARN needs the account: asked once per process.
+        partition, account = self.account
+        region = self.clients.sns.meta.region_name
+        return f"arn:{partition}:sns:{region}:{account}:{self.settings.order_events_topic}"
 
 
 @functools.cache

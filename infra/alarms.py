@@ -26,8 +26,15 @@ FUNCTION_PERIOD_SECONDS = 300
 # Stream records older than this (milliseconds) mean the consumer is behind.
 ITERATOR_AGE_THRESHOLD_MS = 60_000
 
-# The row counters that chalicelib.observability publishes as EMF.
+# The counters that chalicelib.observability publishes as EMF.
 ROW_METRICS = ("RowsAccepted", "RowsRejected", "RowsWritten", "ChunkFailures")
+ORDER_METRICS = (
+    "OrdersPlaced",
+    "OrderEventsPublished",
+    "OrderEventRecordsFailed",
+    "IntakeRejected",
+    "IntakeFailures",
+)
 
 
 def queue_age_threshold(queue: Queue) -> int:
@@ -43,19 +50,28 @@ def derive(stack: Stack) -> tuple[Alarm, ...]:
         fields.setdefault("topic_key", ALERTS_TOPIC_KEY)
         alarms.append(Alarm(key=key, name=settings.name(key), **fields))
 
-    for queue in stack.queues:
+    def not_empty(key: str, queue_name: str, anchor: str) -> None:
         add(
-            f"{queue.dlq_key}-not-empty",
-            description=f"Messages in {queue.dlq_name}: see docs/runbook.md#dlq-not-empty",
+            key,
+            description=f"Messages in {queue_name}: see docs/runbook.md#{anchor}",
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions=(("QueueName", queue.dlq_name),),
+            dimensions=(("QueueName", queue_name),),
             statistic="Maximum",
             period=DLQ_PERIOD_SECONDS,
             evaluation_periods=1,
             threshold=0,
             comparison="GreaterThanThreshold",
         )
+
+    # Queues that collect what Lambda gave up on are dead letters themselves:
+    # nothing consumes them, so any message in one needs a person.
+    destinations = {s.on_failure_queue_key for s in stack.event_sources if s.on_failure_queue_key}
+    for queue in stack.queues:
+        if queue.key in destinations:
+            not_empty(f"{queue.key}-not-empty", queue.name, "on-failure-queue")
+            continue
+        not_empty(f"{queue.dlq_key}-not-empty", queue.dlq_name, "dlq-not-empty")
         add(
             f"{queue.key}-oldest-message-age",
             description=(
@@ -134,7 +150,8 @@ def dashboard(stack: Stack) -> Dashboard:
     def per_function(metric: str) -> list[list]:
         return [["AWS/Lambda", metric, "FunctionName", f.physical_name] for f in stack.functions]
 
-    emf_dimensions = ["service", NAMESPACE, "stage", stack.stage]
+    # The dimension set chalicelib.observability gives every EMF metric.
+    emf_dimensions = ["stage", stack.stage]
     widgets = (
         widget(
             "Queue depth (visible messages)",
@@ -174,6 +191,13 @@ def dashboard(stack: Stack) -> Dashboard:
             "Maximum",
             2,
             1,
+        ),
+        widget(
+            "Orders placed and their events",
+            [[NAMESPACE, metric, *emf_dimensions] for metric in ORDER_METRICS],
+            "Sum",
+            3,
+            0,
         ),
     )
     return Dashboard(key="main", name=stack.settings.name("main"), widgets=widgets)

@@ -45,6 +45,10 @@ def topic(name: str) -> str:
     return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}"
 
 
+def ses_identity(email: str) -> str:
+    return f"arn:{PARTITION}:ses:{REGION}:{ACCOUNT}:identity/{email}"
+
+
 def log_group(function_physical_name: str) -> str:
     return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{function_physical_name}"
 

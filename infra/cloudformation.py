@@ -33,9 +33,11 @@ from infra.declaration import (
     Alarm,
     Bucket,
     Dashboard,
+    EmailIdentity,
     EventSourceSettings,
     Queue,
     Stack,
+    Subscription,
     Table,
     Topic,
 )
@@ -307,7 +309,72 @@ def _s3_queue_policy(queue: Queue, bucket: Bucket) -> Template:
 
 
 def _topic(topic: Topic, stack: Stack) -> Template:
-    return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": topic.name}}}
+    properties: dict[str, Any] = {"TopicName": topic.name}
+    if topic.fifo:
+        properties["FifoTopic"] = True
+    return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": properties}}
+
+
+def sns_send_policy(queue_arn: Any, topic_arns: list[Any]) -> dict[str, Any]:
+    """Let the named topics, and only them, deliver to a queue."""
+    return {
+        "Version": iam.POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "AllowTopicDeliveries",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arns}},
+            }
+        ],
+    }
+
+
+def subscription_id(subscription: Subscription) -> str:
+    return f"{camel(subscription.key)}Subscription"
+
+
+def _subscription(subscription: Subscription, stack: Stack) -> Template:
+    queue = stack.queue(subscription.queue_key)
+    topic = stack.topic(subscription.topic_key)
+    properties: dict[str, Any] = {
+        "TopicArn": {"Ref": topic_id(topic)},
+        "Protocol": "sqs",
+        "Endpoint": {"Fn::GetAtt": [queue_id(queue), "Arn"]},
+        "RawMessageDelivery": True,
+    }
+    if subscription.filter_policy:
+        properties["FilterPolicy"] = subscription.filter_policy
+    rendered: Template = {
+        subscription_id(subscription): {"Type": "AWS::SNS::Subscription", "Properties": properties}
+    }
+    siblings = [s for s in stack.subscriptions if s.queue_key == queue.key]
+    if siblings[0] is not subscription:
+        return rendered  # The queue's first subscription renders its one policy.
+    topics = [{"Ref": topic_id(stack.topic(s.topic_key))} for s in siblings]
+    rendered[f"{queue_id(queue)}Policy"] = {
+        "Type": "AWS::SQS::QueuePolicy",
+        "Properties": {
+            "Queues": [{"Ref": queue_id(queue)}],
+            "PolicyDocument": sns_send_policy({"Fn::GetAtt": [queue_id(queue), "Arn"]}, topics),
+        },
+    }
+    return rendered
+
+
+def email_identity_id(identity: EmailIdentity) -> str:
+    return f"{camel(identity.key)}EmailIdentity"
+
+
+def _email_identity(identity: EmailIdentity, stack: Stack) -> Template:
+    return {
+        email_identity_id(identity): {
+            "Type": "AWS::SES::EmailIdentity",
+            "Properties": {"EmailIdentity": identity.email},
+        }
+    }
 
 
 def _alarm(alarm: Alarm, stack: Stack) -> Template:
@@ -351,6 +418,8 @@ RENDERERS: dict[type, Callable[[Any, Stack], Template]] = {
     Table: _table,
     Bucket: _bucket,
     Topic: _topic,
+    Subscription: _subscription,
+    EmailIdentity: _email_identity,
     Alarm: _alarm,
     Dashboard: _dashboard,
 }

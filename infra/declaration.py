@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from chalicelib.config import SQS_RETRY_BASE_SECONDS, UPLOADS_PREFIX, Settings, dlq_name
+from chalicelib.orders import store as order_keys
 from chalicelib.readings import keys
 from infra.stageconfig import StageConfig
 
@@ -29,6 +30,14 @@ SOURCE_RETENTION_SECONDS = 4 * 24 * 3600
 # The longest SQS allows: a DLQ must outlive the time it takes to notice it.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 ALERTS_TOPIC_KEY = "alerts"
+# Bounds on a poison stream record: it is retried this often (bisecting the
+# batch to isolate it), then described on the on-failure queue and skipped.
+STREAM_RETRY_ATTEMPTS = 5
+# DynamoDB keeps stream records 24 hours; older ones are gone anyway.
+STREAM_MAX_RECORD_AGE_SECONDS = 24 * 3600
+# Only these can become domain events (chalicelib.orders.events); Lambda drops
+# the rest (REMOVE) before invoking the function.
+ORDER_EVENT_FILTER = json.dumps({"eventName": ["INSERT", "MODIFY"]})
 
 
 @dataclass(frozen=True)
@@ -130,10 +139,45 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Topic:
-    """An SNS topic; alarms notify the ``alerts`` topic."""
+    """An SNS topic; alarms notify the ``alerts`` topic.
+
+    A FIFO topic (name ending ``.fifo``) keeps each message group in order and
+    drops repeated deduplication ids for five minutes.
+    """
 
     key: str
     name: str
+
+    @property
+    def fifo(self) -> bool:
+        return self.name.endswith(".fifo")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A queue subscribed to a topic, with raw delivery and an optional filter policy.
+
+    Raw delivery hands the consumer the published message itself as the SQS
+    body, and its message attributes as SQS message attributes. The queue's
+    policy lets this topic, and only it, send to the queue.
+    """
+
+    key: str
+    topic_key: str
+    queue_key: str
+    filter_policy: dict | None = None
+
+    @property
+    def filter_policy_json(self) -> str | None:
+        return json.dumps(self.filter_policy, sort_keys=True) if self.filter_policy else None
+
+
+@dataclass(frozen=True)
+class EmailIdentity:
+    """An SES identity that mail is sent from; SES sends only from verified ones."""
+
+    key: str
+    email: str
 
 
 @dataclass(frozen=True)
@@ -222,6 +266,8 @@ class Stack:
     buckets: tuple[Bucket, ...]
     event_sources: tuple[EventSourceSettings, ...] = field(default=())
     topics: tuple[Topic, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    email_identities: tuple[EmailIdentity, ...] = ()
     functions: tuple[Function, ...] = ()
     alarms: tuple[Alarm, ...] = ()
     dashboards: tuple[Dashboard, ...] = ()
@@ -233,6 +279,8 @@ class Stack:
             *self.queues,
             *self.tables,
             *self.topics,
+            *self.subscriptions,
+            *self.email_identities,
             *self.buckets,
             *self.alarms,
             *self.dashboards,
@@ -249,6 +297,9 @@ class Stack:
 
     def topic(self, key: str) -> Topic:
         return _by_key(self.topics, key)
+
+    def email_identity(self, key: str) -> EmailIdentity:
+        return _by_key(self.email_identities, key)
 
     def function(self, name: str) -> Function:
         for function in self.functions:
@@ -347,14 +398,75 @@ def declare(config: StageConfig) -> Stack:
         for name in ("api_handler", ingest_function, "write_readings")
     )
 
+    products = Table(
+        key="products",
+        name=settings.products_table,
+        partition_key=KeyAttribute("product_id"),
+    )
+    orders = Table(
+        key="orders",
+        name=settings.orders_table,
+        partition_key=KeyAttribute(order_keys.ORDER_PK),
+        indexes=(
+            Index(
+                name=order_keys.BY_CUSTOMER_INDEX,
+                partition_key=KeyAttribute(order_keys.BY_CUSTOMER_PK),
+                sort_key=KeyAttribute(order_keys.BY_CUSTOMER_SK),
+            ),
+        ),
+        stream_view_type="NEW_AND_OLD_IMAGES",
+    )
+    idempotency = Table(
+        key="idempotency",
+        name=settings.idempotency_table,
+        partition_key=KeyAttribute(order_keys.IDEMPOTENCY_PK),
+        ttl_attribute=order_keys.EXPIRES_AT,
+    )
+    order_intake = Queue(
+        key="order-intake",
+        name=settings.order_intake_queue,
+        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("intake_orders"),
+    )
+    # Lambda describes stream batches it gave up on here (the on-failure
+    # destination); nothing consumes it, so its alarm fires on any message.
+    order_events_failed = Queue(
+        key="order-events-failed",
+        name=settings.order_events_failed_queue,
+        visibility_timeout=30,
+        retention_seconds=DLQ_RETENTION_SECONDS,
+    )
+    order_events = Topic(key="order-events", name=settings.order_events_topic)
+    queues += [order_intake, order_events_failed]
+    event_sources += [
+        EventSourceSettings(function="intake_orders", source_key="order-intake"),
+        EventSourceSettings(
+            function="publish_order_events",
+            source_key="orders",
+            filter_patterns=(ORDER_EVENT_FILTER,),
+            bisect_batch_on_error=True,
+            maximum_retry_attempts=STREAM_RETRY_ATTEMPTS,
+            maximum_record_age_seconds=STREAM_MAX_RECORD_AGE_SECONDS,
+            on_failure_queue_key="order-events-failed",
+        ),
+    ]
+    functions += tuple(
+        Function(
+            name=name,
+            physical_name=settings.name(name),
+            timeout=config.lambda_timeout(name),
+            memory_size=config.lambda_memory_size(name),
+        )
+        for name in ("intake_orders", "publish_order_events")
+    )
+
     stack = Stack(
         stage=config.stage,
         settings=settings,
-        tables=(readings, ingests),
+        tables=(readings, ingests, products, orders, idempotency),
         queues=tuple(queues),
         buckets=(uploads,),
         event_sources=tuple(event_sources),
-        topics=(alerts,),
+        topics=(alerts, order_events),
         functions=functions,
     )
     # Alarms and the dashboard are derived from the resources above, so a new

@@ -19,6 +19,7 @@ the declared resources (:class:`~infra.teardown.Teardown`).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,9 @@ def deploy(clients: Any, config: StageConfig, stack: Stack, project_dir: Path) -
     outputs = Provisioner(clients).apply(stack)
     target = account(clients)
     write_policy_files(project_dir, config, stack, lambda f: iam.fill(iam.policy(stack, f), target))
-    run(["deploy", "--stage", stack.stage], project_dir, capture=True)
+    # app.py names the orders stream at import; Chalice imports it in this subprocess.
+    environ = {**os.environ, **outputs.app_environment()}
+    run(["deploy", "--stage", stack.stage], project_dir, env=environ, capture=True)
     changes = apply_mapping_settings(
         clients, stack, outputs, deployed_mappings(project_dir, stack.stage)
     )

@@ -15,15 +15,27 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.config import ORDERS_STREAM_ARN_VARIABLE
 from infra import arns
 from infra.cloudformation import (
     attribute_definitions,
     global_secondary_indexes,
     key_schema,
     s3_send_policy,
+    sns_send_policy,
     tls_only_policy,
 )
-from infra.declaration import Alarm, Bucket, Dashboard, Queue, Stack, Table, Topic
+from infra.declaration import (
+    Alarm,
+    Bucket,
+    Dashboard,
+    EmailIdentity,
+    Queue,
+    Stack,
+    Subscription,
+    Table,
+    Topic,
+)
 
 
 class ProvisionError(RuntimeError):
@@ -49,6 +61,12 @@ class Outputs:
             "topics": self.topics,
         }
 
+    def app_environment(self) -> dict[str, str]:
+        """What ``app.py`` must find in the environment at import and only provisioning
+        knows: the orders stream's ARN, whose label DynamoDB mints at creation."""
+        stream_arn = self.tables.get("orders", {}).get("stream_arn")
+        return {ORDERS_STREAM_ARN_VARIABLE: stream_arn} if stream_arn else {}
+
 
 def _code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
@@ -72,6 +90,12 @@ class Provisioner:
             outputs.buckets[bucket.key] = self.bucket(bucket, outputs)
         for topic in stack.topics:
             outputs.topics[topic.key] = self.topic(topic)
+        for queue_key in dict.fromkeys(s.queue_key for s in stack.subscriptions):
+            self._allow_topics_to_send(stack, queue_key, outputs)
+        for subscription in stack.subscriptions:
+            self.subscription(subscription, outputs)
+        for identity in stack.email_identities:
+            self.email_identity(identity)
         for alarm in stack.alarms:
             self.alarm(alarm, outputs)
         for dashboard in stack.dashboards:
@@ -327,8 +351,44 @@ class Provisioner:
 
     def topic(self, topic: Topic) -> dict[str, str]:
         # CreateTopic is idempotent for the same name and attributes.
-        arn = self._clients("sns").create_topic(Name=topic.name)["TopicArn"]
+        attributes = {"FifoTopic": "true"} if topic.fifo else {}
+        arn = self._clients("sns").create_topic(Name=topic.name, Attributes=attributes)["TopicArn"]
         return {"name": topic.name, "arn": arn}
+
+    def _allow_topics_to_send(self, stack: Stack, queue_key: str, outputs: Outputs) -> None:
+        queue = outputs.queues[queue_key]
+        topics = [
+            outputs.topics[s.topic_key]["arn"]
+            for s in stack.subscriptions
+            if s.queue_key == queue_key
+        ]
+        self._clients("sqs").set_queue_attributes(
+            QueueUrl=queue["url"],
+            Attributes={"Policy": json.dumps(sns_send_policy(queue["arn"], topics))},
+        )
+
+    def subscription(self, subscription: Subscription, outputs: Outputs) -> None:
+        """Subscribe the queue (once: Subscribe returns the existing one) and set its
+        attributes, so a changed filter policy is applied to an existing subscription."""
+        sns = self._clients("sns")
+        arn = sns.subscribe(
+            TopicArn=outputs.topics[subscription.topic_key]["arn"],
+            Protocol="sqs",
+            Endpoint=outputs.queues[subscription.queue_key]["arn"],
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
+        sns.set_subscription_attributes(
+            SubscriptionArn=arn, AttributeName="RawMessageDelivery", AttributeValue="true"
+        )
+        policy = subscription.filter_policy_json
+        if policy:
+            sns.set_subscription_attributes(
+                SubscriptionArn=arn, AttributeName="FilterPolicy", AttributeValue=policy
+            )
+
+    def email_identity(self, identity: EmailIdentity) -> None:
+        # Idempotent; in AWS it mails the address a link that completes the verification.
+        self._clients("ses").verify_email_identity(EmailAddress=identity.email)
 
     def alarm(self, alarm: Alarm, outputs: Outputs) -> None:
         # PutMetricAlarm creates or replaces: idempotent by name.

@@ -50,7 +50,12 @@ class Teardown:
         for dashboard in stack.dashboards:
             if self._gone_ok(cloudwatch.delete_dashboards, DashboardNames=[dashboard.name]):
                 deleted.append(f"dashboard {dashboard.name}")
+        ses = self._clients("ses")
+        for identity in stack.email_identities:
+            if self._gone_ok(ses.delete_identity, Identity=identity.email):
+                deleted.append(f"email identity {identity.email}")
         sns = self._clients("sns")
+        # Subscriptions go with their topic.
         for topic in stack.topics:
             arn = self._topic_arn(topic.name)
             if arn and self._gone_ok(sns.delete_topic, TopicArn=arn):

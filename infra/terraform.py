@@ -23,8 +23,23 @@ from collections.abc import Callable
 from typing import Any
 
 from infra import arns, iam
-from infra.cloudformation import UnrenderableResource, s3_send_policy, tls_only_policy
-from infra.declaration import Alarm, Bucket, Dashboard, Queue, Stack, Table, Topic
+from infra.cloudformation import (
+    UnrenderableResource,
+    s3_send_policy,
+    sns_send_policy,
+    tls_only_policy,
+)
+from infra.declaration import (
+    Alarm,
+    Bucket,
+    Dashboard,
+    EmailIdentity,
+    Queue,
+    Stack,
+    Subscription,
+    Table,
+    Topic,
+)
 
 Blocks = dict[str, dict[str, Any]]
 
@@ -234,7 +249,41 @@ def _bucket(bucket: Bucket, stack: Stack, blocks: Blocks) -> None:
 
 
 def _topic(topic: Topic, stack: Stack, blocks: Blocks) -> None:
-    _add(blocks, "aws_sns_topic", name(topic.key), {"name": topic.name})
+    body: dict[str, Any] = {"name": topic.name}
+    if topic.fifo:
+        body["fifo_topic"] = True
+    _add(blocks, "aws_sns_topic", name(topic.key), body)
+
+
+def _subscription(subscription: Subscription, stack: Stack, blocks: Blocks) -> None:
+    queue = stack.queue(subscription.queue_key)
+    topic_arn = f"${{aws_sns_topic.{name(subscription.topic_key)}.arn}}"
+    queue_arn = f"${{aws_sqs_queue.{queue_name(queue)}.arn}}"
+    body: dict[str, Any] = {
+        "topic_arn": topic_arn,
+        "protocol": "sqs",
+        "endpoint": queue_arn,
+        "raw_message_delivery": True,
+    }
+    if subscription.filter_policy_json:
+        body["filter_policy"] = subscription.filter_policy_json
+    _add(blocks, "aws_sns_topic_subscription", name(subscription.key), body)
+    siblings = [s for s in stack.subscriptions if s.queue_key == queue.key]
+    if siblings[0] is subscription:  # The queue's first subscription renders its one policy.
+        topics = [f"${{aws_sns_topic.{name(s.topic_key)}.arn}}" for s in siblings]
+        _add(
+            blocks,
+            "aws_sqs_queue_policy",
+            queue_name(queue),
+            {
+                "queue_url": f"${{aws_sqs_queue.{queue_name(queue)}.id}}",
+                "policy": json.dumps(sns_send_policy(queue_arn, topics)),
+            },
+        )
+
+
+def _email_identity(identity: EmailIdentity, stack: Stack, blocks: Blocks) -> None:
+    _add(blocks, "aws_ses_email_identity", name(identity.key), {"email": identity.email})
 
 
 def _alarm(alarm: Alarm, stack: Stack, blocks: Blocks) -> None:
@@ -278,6 +327,8 @@ RENDERERS: dict[type, Callable[[Any, Stack, Blocks], None]] = {
     Table: _table,
     Bucket: _bucket,
     Topic: _topic,
+    Subscription: _subscription,
+    EmailIdentity: _email_identity,
     Alarm: _alarm,
     Dashboard: _dashboard,
 }

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from chalice.local import (
@@ -32,6 +34,12 @@ class NoDelayRequestHandler(ChaliceRequestHandler):
     # StreamRequestHandler sets TCP_NODELAY on the connection when this is true.
     disable_nagle_algorithm = True
 
+    def handle_one_request(self) -> None:
+        # The server's hook wraps each request (the local cloud forwards the
+        # request's EMF metrics, as Lambda's log service would for the API function).
+        with self.server.around_request():
+            super().handle_one_request()
+
 
 class TrackingHTTPServer(ThreadedHTTPServer):
     """Chalice's threaded server, with joinable request threads and closable connections."""
@@ -42,6 +50,7 @@ class TrackingHTTPServer(ThreadedHTTPServer):
     def __init__(self, *args: Any, **kwargs: Any):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.around_request: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
         super().__init__(*args, **kwargs)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -80,7 +89,14 @@ def _as_local_app(app: Any) -> Any:
 class ApiServer:
     """Serves a Chalice app on ``host:port`` (0 picks a free port) until :meth:`stop`."""
 
-    def __init__(self, app: Any, config: Any, host: str = "127.0.0.1", port: int = 8000):
+    def __init__(
+        self,
+        app: Any,
+        config: Any,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        around_request: Callable[[], AbstractContextManager[Any]] | None = None,
+    ):
         self._dev_server = LocalDevServer(
             _as_local_app(app),
             config,
@@ -90,6 +106,8 @@ class ApiServer:
             server_cls=TrackingHTTPServer,
         )
         self._server: TrackingHTTPServer = self._dev_server.server
+        if around_request is not None:
+            self._server.around_request = around_request
         self._thread: threading.Thread | None = None
 
     @property

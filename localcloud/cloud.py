@@ -178,13 +178,20 @@ class LocalCloud:
             self.clients = Clients()
             self.stack = declare(self.stage_config)
             self.outputs = Provisioner(self.clients).apply(self.stack)
+            self._env.set(self.outputs.app_environment())
             self.app, chalice_config = load_app(self.project_dir, self.stage, self.stage_config.raw)
             self.runtime = self._runtime_factory(
                 self.app, self.stage_config, self.stack, self.outputs, self.clients
             )
             self.runtime.start()
             if self.serve_api:
-                self._api = ApiServer(self.app, chalice_config, HOST, api_port)
+                self._api = ApiServer(
+                    self.app,
+                    chalice_config,
+                    HOST,
+                    api_port,
+                    around_request=getattr(self.runtime, "forwarding_metrics", None),
+                )
                 self._api.start()
         except BaseException:
             self.stop()

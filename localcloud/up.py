@@ -24,6 +24,7 @@ from rich.console import Console
 from chalicelib.aws import LOCAL_AWS_PORT
 from localcloud.cloud import LocalCloud, PortInUseError
 from localcloud.demo import run_demo
+from localcloud.demo_orders import run_orders_demo
 from localcloud.live import run_live
 
 
@@ -92,6 +93,8 @@ def main(
         _print_ready(cloud, console, time.monotonic() - started)
         if demo and not stop.is_set():
             run_demo(cloud, console, should_stop=stop.is_set)
+        if demo and not stop.is_set():
+            run_orders_demo(cloud, console, should_stop=stop.is_set)
         if not stop.is_set():
             run_live(cloud, console, stop)
     finally:

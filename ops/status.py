@@ -22,6 +22,7 @@ Where the numbers come from:
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,8 @@ from rich.table import Table
 from rich.text import Text
 
 from chalicelib.clock import Clock
+from chalicelib.observability import NAMESPACE
+from chalicelib.orders.states import Status
 from chalicelib.readings.jobs import IngestJobs
 from infra.declaration import Stack
 from infra.provision import Outputs
@@ -40,6 +43,9 @@ from ops.target import Target, is_local_url
 
 METRICS_WINDOW = timedelta(hours=1)
 LAMBDA_METRICS = ("Invocations", "Errors")
+# Counters the handlers publish through EMF (chalicelib.observability).
+APP_METRICS = ("OrdersPlaced", "OrderEventsPublished", "IntakeRejected")
+ORDER_STATUSES = tuple(Status)
 _AWS_ERRORS = (ClientError, BotoCoreError)
 
 
@@ -120,48 +126,91 @@ def jobs_snapshot(ddb: Any, stack: Stack, limit: int) -> dict[str, Any]:
         return {"items": [], "error": str(error)}
 
 
-def functions_snapshot(
-    cloudwatch: Any, stack: Stack, now: datetime | None = None
-) -> dict[str, Any]:
-    """Sums of AWS/Lambda metrics per handler over the last hour, in one GetMetricData call."""
-    names = function_names(stack)
+def _metric_sums(
+    cloudwatch: Any, metrics: list[tuple[str, str, dict[str, str]]], now: datetime | None
+) -> list[int]:
+    """Sum of each (namespace, name, dimensions) metric over the last hour, in one paginated
+    GetMetricData call; in the order given."""
     # GetMetricData excludes the end time and truncates to the second, so end a
     # minute ahead to include datapoints published just now.
     end = (now or datetime.now(UTC)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - METRICS_WINDOW - timedelta(minutes=1)
     period = int((end - start).total_seconds())
-    queries = []
-    for i, function in enumerate(names):
-        for metric in LAMBDA_METRICS:
-            queries.append(
-                {
-                    "Id": f"m{i}_{metric.lower()}",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": "AWS/Lambda",
-                            "MetricName": metric,
-                            "Dimensions": [
-                                {"Name": "FunctionName", "Value": lambda_name(stack, function)}
-                            ],
-                        },
-                        "Period": period,
-                        "Stat": "Sum",
-                    },
-                    "ReturnData": True,
-                }
-            )
+    queries = [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": namespace,
+                    "MetricName": name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                },
+                "Period": period,
+                "Stat": "Sum",
+            },
+            "ReturnData": True,
+        }
+        for i, (namespace, name, dimensions) in enumerate(metrics)
+    ]
+    sums = [0] * len(metrics)
+    paginator = cloudwatch.get_paginator("get_metric_data")
+    for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
+        for result in page["MetricDataResults"]:
+            sums[int(result["Id"][1:])] += int(sum(result.get("Values", [])))
+    return sums
+
+
+def functions_snapshot(
+    cloudwatch: Any, stack: Stack, now: datetime | None = None
+) -> dict[str, Any]:
+    """Sums of AWS/Lambda metrics per handler over the last hour, in one GetMetricData call."""
+    names = function_names(stack)
     rows = [
         {"function": f, "name": lambda_name(stack, f), "invocations": 0, "errors": 0} for f in names
     ]
+    metrics = [
+        ("AWS/Lambda", metric, {"FunctionName": row["name"]})
+        for row in rows
+        for metric in LAMBDA_METRICS
+    ]
     try:
-        paginator = cloudwatch.get_paginator("get_metric_data")
-        for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
-            for result in page["MetricDataResults"]:
-                index, metric = result["Id"][1:].split("_", 1)
-                rows[int(index)][metric] += int(sum(result.get("Values", [])))
+        sums = iter(_metric_sums(cloudwatch, metrics, now))
     except _AWS_ERRORS as error:
         return {"items": rows, "error": str(error)}
+    for row in rows:
+        for metric in LAMBDA_METRICS:
+            row[metric.lower()] = next(sums)
     return {"items": rows}
+
+
+def orders_snapshot(ddb: Any, stack: Stack, exact: bool) -> dict[str, Any]:
+    """Orders by status. Counting reads every order (a Scan), so only locally or with --exact."""
+    if not exact and not is_local_url(ddb.meta.endpoint_url):
+        return {"by_status": {}, "skipped": "counting orders reads the table: pass --exact"}
+    counts: Counter[str] = Counter()
+    try:
+        for page in ddb.get_paginator("scan").paginate(
+            TableName=stack.settings.orders_table,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        ):
+            counts.update(item["status"]["S"] for item in page["Items"])
+    except _AWS_ERRORS as error:
+        return {"by_status": {}, "error": str(error)}
+    return {"by_status": {s: counts.get(s, 0) for s in ORDER_STATUSES}}
+
+
+def app_metrics_snapshot(
+    cloudwatch: Any, stack: Stack, now: datetime | None = None
+) -> dict[str, Any]:
+    """The handlers' own (EMF) counters over the last hour: orders and their events."""
+    dimensions = {"stage": stack.stage}  # chalicelib.observability's one dimension set
+    metrics = [(NAMESPACE, name, dimensions) for name in APP_METRICS]
+    try:
+        sums = _metric_sums(cloudwatch, metrics, now)
+    except _AWS_ERRORS as error:
+        return {"sums": {}, "error": str(error)}
+    return {"sums": dict(zip(APP_METRICS, sums, strict=True))}
 
 
 def snapshot(
@@ -176,6 +225,8 @@ def snapshot(
         "tables": tables_snapshot(clients("dynamodb"), stack, exact),
         "jobs": jobs_snapshot(clients("dynamodb"), stack, jobs_limit),
         "functions": functions_snapshot(clients("cloudwatch"), stack),
+        "orders": orders_snapshot(clients("dynamodb"), stack, exact),
+        "metrics": app_metrics_snapshot(clients("cloudwatch"), stack),
     }
 
 
@@ -271,6 +322,20 @@ def _jobs_table(section: dict[str, Any]) -> Table:
     return table
 
 
+def _orders_table(orders: dict[str, Any], metrics: dict[str, Any]) -> Table:
+    table = Table(title="Orders", **_TABLE_STYLE)
+    table.add_column("status")
+    table.add_column("orders", justify="right")
+    for status, number in orders["by_status"].items():
+        table.add_row(status, _count(number))
+    for name, total in metrics.get("sums", {}).items():
+        table.add_row(Text(f"{name} (last hour)", style="dim"), _count(total))
+    notes = [orders.get("skipped"), orders.get("error"), metrics.get("error")]
+    if any(notes):
+        table.caption = "; ".join(n for n in notes if n)
+    return table
+
+
 def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) -> Group:
     """The status view as one rich renderable; ``runtime_stats`` adds the in-process runtime's."""
     header = Text.assemble(
@@ -282,7 +347,14 @@ def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) ->
     return Group(
         header,
         # Side by side when the terminal is wide enough; Columns wraps otherwise.
-        Columns([_queues_table(snap["queues"]), _tables_table(snap["tables"])], padding=(0, 4)),
+        Columns(
+            [
+                _queues_table(snap["queues"]),
+                _tables_table(snap["tables"]),
+                _orders_table(snap["orders"], snap["metrics"]),
+            ],
+            padding=(0, 4),
+        ),
         _functions_table(snap["functions"], runtime_stats),
         _jobs_table(snap["jobs"]),
     )
@@ -305,6 +377,12 @@ def plain_line(snap: dict[str, Any]) -> str:
     jobs = snap["jobs"]["items"]
     if jobs:
         parts.append(f"last job {jobs[0].get('state')}")
+    by_status = snap["orders"]["by_status"]
+    if by_status:
+        parts.append("orders " + " ".join(f"{s} {n}" for s, n in by_status.items() if n))
+    published = snap["metrics"].get("sums", {}).get("OrderEventsPublished")
+    if published:
+        parts.append(f"events published {published}")
     return "status: " + " | ".join(parts)
 
 

@@ -43,7 +43,12 @@ def _import_app(env: dict[str, str]) -> dict:
 )
 def test_the_stage_setting_registers_exactly_one_ingest_trigger(trigger, ingest):
     found = _import_app({"EVENTFLOW_STAGE": "local", "EVENTFLOW_INGEST_TRIGGER": trigger})
-    assert found["sources"] == sorted([list(ingest), ["write_readings", "SQSEventConfig"]])
+    others = [
+        ["intake_orders", "SQSEventConfig"],
+        ["publish_order_events", "DynamoDBEventConfig"],
+        ["write_readings", "SQSEventConfig"],
+    ]
+    assert found["sources"] == sorted([list(ingest), *others])
     assert found["calls"] == 0
 
 
@@ -57,9 +62,14 @@ def test_every_queue_has_a_dlq_and_outlasts_its_consumer(stage):
     config = StageConfig.load(stage)
     stack = declare(config)
     consumers = {s.source_key: s.function for s in stack.event_sources}
+    destinations = {s.on_failure_queue_key for s in stack.event_sources}
     for queue in stack.queues:
-        assert queue.dlq_name == f"{queue.name}-dlq" and queue.max_receive_count == 5
+        base = queue.name.removesuffix(".fifo")
+        suffix = ".fifo" if queue.fifo else ""
+        assert queue.dlq_name == f"{base}-dlq{suffix}" and queue.max_receive_count == 5
         assert queue.name.startswith(f"eventflow-{stage}-")
+        if queue.key in destinations:
+            continue  # an on-failure destination: nothing consumes it
         timeout = config.lambda_timeout(consumers[queue.key])
         assert queue.visibility_timeout >= VISIBILITY_TIMEOUT_FACTOR * timeout
     assert all(t.name.startswith(f"eventflow-{stage}-") for t in stack.tables)

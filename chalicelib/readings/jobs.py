@@ -98,7 +98,7 @@ class IngestJobs:
         self.clock = clock
 
     def _now(self) -> str:
-        return self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return self.clock.iso_now()
 
     # -- reads -----------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from chalicelib.clock import iso_utc
 from chalicelib.readings import keys
 
 CSV_COLUMNS = (
@@ -182,7 +183,3 @@ class Reading(BaseModel):
             "remote_dest": self.remote_dest,
             "remote_avg": self.remote_avg,
         }
-
-
-def iso_utc(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

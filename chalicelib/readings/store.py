@@ -14,11 +14,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.clock import Backoff
+from chalicelib.clock import Backoff, iso_utc
 from chalicelib.dynamo import batch_put, from_item, is_condition_failure, to_item
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.readings import keys
-from chalicelib.readings.model import Reading, iso_utc
+from chalicelib.readings.model import Reading
 
 # Reads per request when a filter or a shard merge needs more than one page.
 MAX_PAGES_PER_REQUEST = 10

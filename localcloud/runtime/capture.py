@@ -7,7 +7,9 @@ while other invocations print at the same time. :class:`ThreadStdout` replaces
 buffer lands in that buffer *and* in the real stdout, so logs still show; a
 write from any other thread passes straight through.
 
-Gap: threads that a handler starts itself are not captured.
+Gaps: threads that a handler starts itself are not captured; and whoever
+assigns ``sys.stdout`` after the runtime started (pytest does, between a
+fixture's setup and the test's call) takes the proxy out.
 """
 
 from __future__ import annotations

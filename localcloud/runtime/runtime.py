@@ -8,8 +8,10 @@ invokes the handlers in-process with Lambda's event-source-mapping semantics
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from infra.declaration import Stack
@@ -49,6 +51,7 @@ class EventSourceRuntime:
         self._environment = Environment(stage_config.environment())
         self._pollers: list[Poller] = []
         self._metrics: MetricsPublisher | None = None
+        self._stdout: capture.ThreadStdout | None = None
         self._started = False
 
     @property
@@ -62,7 +65,7 @@ class EventSourceRuntime:
         self._started = True
         self._stopping.clear()
         self._environment.apply_stage()
-        stdout = capture.install()
+        stdout = self._stdout = capture.install()
         self._metrics = MetricsPublisher(self._clients("cloudwatch"))
         self._metrics.start()
         wiring = Wiring(
@@ -105,6 +108,18 @@ class EventSourceRuntime:
     def _activity(self) -> int:
         return sum(p.activity for p in self._pollers)
 
+    @contextlib.contextmanager
+    def forwarding_metrics(self) -> Iterator[None]:
+        """Forward the EMF lines the calling thread prints meanwhile to the local CloudWatch,
+        as Lambda's log service would; for code that runs outside an invocation (the API)."""
+        stdout, metrics = self._stdout, self._metrics
+        if stdout is None or metrics is None:
+            yield
+            return
+        with stdout.capture() as printed:
+            yield
+        metrics.emf("".join(printed))
+
     def stats(self) -> dict[str, dict[str, Any]]:
         return self._stats.snapshot()
 
@@ -121,6 +136,7 @@ class EventSourceRuntime:
             self._metrics.stop(max(0.1, deadline - time.monotonic()))
             self._metrics = None
         capture.uninstall()
+        self._stdout = None
         self._environment.restore()
         self._pollers = []
         self._started = False

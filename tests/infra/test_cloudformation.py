@@ -76,9 +76,22 @@ def test_every_mapping_reports_batch_item_failures(prod_plain_cfn):
     for source in stack.event_sources:
         props = by_function[cloudformation.function_id(source.function)]
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        queue = stack.queue(source.source_key)
-        # The mapping reads the declared queue, by reference, not a copied name.
-        assert props["EventSourceArn"] == {"Fn::Sub": f"${{{cloudformation.queue_id(queue)}.Arn}}"}
+        # The mapping reads the declared queue or stream, by reference, not a copied name.
+        if source.source_key in {q.key for q in stack.queues}:
+            source_id = cloudformation.queue_id(stack.queue(source.source_key))
+            assert props["EventSourceArn"] == {"Fn::Sub": f"${{{source_id}.Arn}}"}
+        else:
+            table_id = cloudformation.table_id(stack.table(source.source_key))
+            assert props["EventSourceArn"] == {"Fn::Sub": f"${{{table_id}.StreamArn}}"}
+            # A poison record is isolated, retried a bounded number of times, then
+            # described on the on-failure queue.
+            assert props["BisectBatchOnFunctionError"] is True
+            assert props["MaximumRetryAttempts"] == source.maximum_retry_attempts
+            assert props["MaximumRecordAgeInSeconds"] == source.maximum_record_age_seconds
+            target = cloudformation.queue_id(stack.queue(source.on_failure_queue_key))
+            assert props["DestinationConfig"] == {
+                "OnFailure": {"Destination": {"Fn::Sub": f"${{{target}.Arn}}"}}
+            }
         if source.filter_patterns:
             assert props["FilterCriteria"] == {
                 "Filters": [{"Pattern": p} for p in source.filter_patterns]

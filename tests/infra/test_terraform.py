@@ -66,11 +66,23 @@ def test_every_mapping_reports_batch_item_failures(terraform_dirs, stage):
     overrides = files["eventflow_override.tf.json"]["resource"]["aws_lambda_event_source_mapping"]
     assert set(overrides) == set(chalice_mappings)
     stack = stack_for(stage)
+    queue_keys = {q.key for q in stack.queues}
     for source in stack.event_sources:
-        body = overrides[f"{source.function}-sqs-event-source"]
+        if source.source_key in queue_keys:
+            body = overrides[f"{source.function}-sqs-event-source"]
+            queue = terraform.queue_name(stack.queue(source.source_key))
+            assert body["event_source_arn"] == f"${{aws_sqs_queue.{queue}.arn}}"
+        else:
+            body = overrides[f"{source.function}-dynamodb-event-source"]
+            table = terraform.name(stack.table(source.source_key).key)
+            assert body["event_source_arn"] == f"${{aws_dynamodb_table.{table}.stream_arn}}"
+            assert body["bisect_batch_on_function_error"] is True
+            assert body["maximum_retry_attempts"] == source.maximum_retry_attempts
+            target = terraform.queue_name(stack.queue(source.on_failure_queue_key))
+            assert body["destination_config"] == [
+                {"on_failure": [{"destination_arn": f"${{aws_sqs_queue.{target}.arn}}"}]}
+            ]
         assert body["function_response_types"] == ["ReportBatchItemFailures"]
-        queue = stack.queue(source.source_key)
-        assert body["event_source_arn"] == f"${{aws_sqs_queue.{terraform.queue_name(queue)}.arn}}"
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

@@ -48,7 +48,7 @@ def test_table_counts_are_exact_locally_with_or_without_a_scan(target):
     for exact in (False, True):
         snap = snapshot(target.clients, target.stack, target.outputs, exact=exact)
         counts = {t["key"]: t["items"] for t in snap["tables"]}
-        assert counts == {"readings": 4, "ingests": 0}
+        assert counts == {t.key: 0 for t in target.stack.tables} | {"readings": 4}
         # moto computes ItemCount exactly, so nothing is flagged approximate locally.
         assert not any(t["approximate"] for t in snap["tables"])
 
@@ -75,7 +75,16 @@ def test_handler_metrics_sum_the_last_hour_of_aws_lambda_datapoints(target):
 
     assert "error" not in functions
     by_name = {f["function"]: f for f in functions["items"]}
-    assert set(by_name) == set(function_names(stack)) == {"write_readings", "ingest_from_queue"}
+    assert (
+        set(by_name)
+        == set(function_names(stack))
+        == {
+            "write_readings",
+            "ingest_from_queue",
+            "intake_orders",
+            "publish_order_events",
+        }
+    )
     assert (by_name["write_readings"]["invocations"], by_name["write_readings"]["errors"]) == (7, 1)
     assert by_name["ingest_from_queue"]["invocations"] == 0
 
@@ -97,4 +106,44 @@ def test_status_command_prints_json_for_scripts(target):
     assert main(["status", "--json"], console=Console(file=out, width=200)) == 0
     data = json.loads(out.getvalue())
     assert data["stage"] == "local"
-    assert {q["key"] for q in data["queues"]} == {"ingest", "s3-events"}
+    assert {q["key"] for q in data["queues"]} == {q.key for q in target.stack.queues}
+    assert data["orders"]["by_status"]["PENDING"] == 0
+
+
+def test_orders_are_counted_by_status_and_their_events_by_metric(target):
+    from chalicelib.orders import service
+    from chalicelib.orders.model import OrderRequest
+    from chalicelib.orders.states import Actor, Status
+    from chalicelib.services import Services
+    from tests.orders.helpers import order_body, seed_products
+
+    services = Services(target.stage_config.settings(), clients=target.clients)
+    seed_products(services)
+    placed = [
+        service.place_order(OrderRequest.model_validate(order_body(widget=n)), None, services)[0]
+        for n in (1, 2, 3)
+    ]
+    service.change_status(placed[0]["order_id"], Status.CANCELLED, Actor.CLIENT, services)
+    target.clients("cloudwatch").put_metric_data(
+        Namespace="eventflow",
+        MetricData=[
+            {
+                "MetricName": "OrderEventsPublished",
+                "Dimensions": [{"Name": "stage", "Value": "local"}],
+                "Value": 4,
+                "Unit": "Count",
+            }
+        ],
+    )
+    snap = snapshot(target.clients, target.stack, target.outputs)
+    assert snap["orders"]["by_status"] == {
+        "PENDING": 2,
+        "CONFIRMED": 0,
+        "REJECTED": 0,
+        "CANCELLED": 1,
+        "SHIPPED": 0,
+        "DELIVERED": 0,
+    }
+    assert snap["metrics"]["sums"]["OrderEventsPublished"] == 4
+    line = plain_line(snap)
+    assert "orders PENDING 2 CANCELLED 1" in line and "events published 4" in line

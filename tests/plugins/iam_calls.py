@@ -33,6 +33,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -47,11 +48,21 @@ APP_FILE = str(PROJECT / "app.py")
 NOT_LAMBDA_DIRS = (str(PROJECT / "localcloud") + os.sep, str(PROJECT / "ops") + os.sep)
 # The modules that hold the handlers' bodies, one per domain; tests that skip
 # app.py's wrappers call these directly.
-HANDLER_MODULES = ("chalicelib.readings.handlers",)
+HANDLER_MODULES = ("chalicelib.readings.handlers", "chalicelib.orders.handlers")
 HANDLER_FILES = frozenset(
     {APP_FILE, *(str(PROJECT / (m.replace(".", os.sep) + ".py")) for m in HANDLER_MODULES)}
 )
-EVENT_HANDLERS = frozenset({"ingest_from_queue", "ingest_from_s3", "write_readings"})
+EVENT_HANDLERS = frozenset(
+    {
+        "ingest_from_queue",
+        "ingest_from_s3",
+        "write_readings",
+        "intake_orders",
+        "publish_order_events",
+    }
+)
+# Calls that IAM never authorizes: any principal may make them.
+UNAUTHORIZED_CALLS = frozenset({("sts", "GetCallerIdentity")})
 # moto's default account; recorded ARNs use it where a call names no account.
 DEFAULT_ACCOUNT = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 
@@ -61,6 +72,7 @@ _acting_as: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 # API operations whose IAM action has another name.
 ACTION_ALIASES = {
+    ("sns", "PublishBatch"): "Publish",
     ("sqs", "SendMessageBatch"): "SendMessage",
     ("sqs", "DeleteMessageBatch"): "DeleteMessage",
     ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
@@ -294,6 +306,8 @@ def iam_requests(
     service: str, operation: str, params: dict[str, Any], region: str
 ) -> list[tuple[str, str]]:
     """The (IAM action, resource ARN) pairs that one API call is authorized as."""
+    if (service, operation) in UNAUTHORIZED_CALLS:
+        return []
     if service == "dynamodb":
         if operation == "TransactWriteItems" or operation == "TransactGetItems":
             pairs = []
@@ -326,6 +340,12 @@ def iam_requests(
         if action == "GetObject" and params.get("VersionId"):
             action = "GetObjectVersion"
         return [(f"s3:{action}", f"arn:aws:s3:::{bucket}/{params['Key']}")]
+    if service == "ses" and "Source" in params:
+        # SES authorizes SendEmail on the identity of the From address.
+        address = parseaddr(params["Source"])[1]
+        return [(f"ses:{action}", f"arn:aws:ses:{region}:{DEFAULT_ACCOUNT}:identity/{address}")]
+    if service == "sns" and "TopicArn" in params:
+        return [(f"sns:{action}", params["TopicArn"])]
     return [(f"{service}:{action}", "*")]
 
 

@@ -1,0 +1,154 @@
+"""The products, orders and customers REST operations, independent of Chalice.
+
+The calling convention and the shared parsing live in :mod:`chalicelib.rest`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib import rest
+from chalicelib.errors import BadRequest, NotFound, ValidationFailed
+from chalicelib.orders import service
+from chalicelib.orders.model import (
+    ORDER_ID,
+    OrderRequest,
+    ProductInput,
+    StatusChange,
+    parse_identifier,
+)
+from chalicelib.orders.states import Actor
+from chalicelib.orders.store import BY_CUSTOMER_PK, BY_CUSTOMER_SK, ORDER_PK
+from chalicelib.pagination import decode_cursor, invalid_cursor
+from chalicelib.validation import problems
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+# Printable ASCII without spaces at the ends: what a client library generates
+# (a UUID, usually) and what fits a DynamoDB key with room to spare.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?")
+_VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A request header by case-insensitive name."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _validated(model, body: dict[str, Any], what: str):
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise ValidationFailed(f"the {what} is not valid", problems(error)) from None
+
+
+def _identifier(name: str, value: str) -> str:
+    return rest.field(name, parse_identifier, value)
+
+
+def idempotency_key(headers: Mapping[str, str] | None) -> str | None:
+    key = header(headers, IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise BadRequest.field(IDEMPOTENCY_HEADER, "must be 1-255 printable ASCII characters")
+    return key
+
+
+def _expected_version(headers: Mapping[str, str] | None) -> int | None:
+    value = header(headers, "If-Match")
+    if value is None:
+        return None
+    match = _VERSION.fullmatch(value.strip())
+    if not match:
+        raise BadRequest.field("If-Match", "must be the order's version, e.g. 3")
+    return int(match.group(1))
+
+
+def _order_id(order_id: str) -> str:
+    if not ORDER_ID.fullmatch(order_id):
+        raise NotFound(f"no order {order_id}")
+    return order_id
+
+
+# -- products ----------------------------------------------------------------------
+
+
+def put_product(services, product_id, params, raw_body, headers):
+    rest.query(params, ())
+    product_id = _identifier("product_id", product_id)
+    product = _validated(ProductInput, rest.parse_body(raw_body), "product")
+    created, public = services.products.put(product_id, product)
+    return (201 if created else 200), public
+
+
+def get_product(services, product_id, params, raw_body, headers):
+    rest.query(params, ())
+    return 200, services.products.get(_identifier("product_id", product_id))
+
+
+# -- orders ------------------------------------------------------------------------
+
+
+def create_order(services, params, raw_body, headers):
+    rest.query(params, ())
+    key = idempotency_key(headers)
+    request = _validated(OrderRequest, rest.parse_body(raw_body), "order")
+    order, created = service.place_order(request, key, services)
+    return 201, order, ({} if created else {REPLAYED_HEADER: "true"})
+
+
+def get_order(services, order_id, params, raw_body, headers):
+    rest.query(params, ())
+    order = services.orders.get(_order_id(order_id))
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    return 200, order
+
+
+def change_order(services, order_id, params, raw_body, headers):
+    rest.query(params, ())
+    order_id = _order_id(order_id)
+    expected = _expected_version(headers)
+    change = _validated(StatusChange, rest.parse_body(raw_body), "status change")
+    order = service.change_status(
+        order_id, change.status, Actor.CLIENT, services, expected_version=expected
+    )
+    return 200, order
+
+
+def list_customer_orders(services, customer_id, params, raw_body, headers):
+    params = rest.query(params, ("limit", "cursor"))
+    customer_id = _identifier("customer_id", customer_id)
+    limit = rest.limit(params)
+    query = {"path": "customer-orders", "customer_id": customer_id}
+    start_key = None
+    if "cursor" in params:
+        start_key = decode_cursor(params["cursor"], query)
+        if not _is_customer_key(start_key, customer_id):
+            raise invalid_cursor()
+    orders, last = services.orders.by_customer(customer_id, limit, start_key)
+    return 200, rest.page(orders, query, last)
+
+
+def _is_customer_key(value: Any, customer_id: str) -> bool:
+    if not isinstance(value, dict) or set(value) != {ORDER_PK, BY_CUSTOMER_PK, BY_CUSTOMER_SK}:
+        return False
+    order_id, customer, sort = (value[k] for k in (ORDER_PK, BY_CUSTOMER_PK, BY_CUSTOMER_SK))
+    return (
+        customer == customer_id
+        and isinstance(order_id, str)
+        and bool(ORDER_ID.fullmatch(order_id))
+        and isinstance(sort, str)
+        and sort.endswith(f"#{order_id}")
+    )

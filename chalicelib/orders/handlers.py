@@ -1,0 +1,116 @@
+"""The orders workflow's Lambda handler bodies: plain event dicts in, partial
+batch responses out.
+
+* ``intake_orders`` consumes the partner FIFO queue through Powertools'
+  ``SqsFifoPartialProcessor``: once a message of a customer's group fails, its
+  later messages in the batch fail too (none may overtake it), while other
+  customers' groups go on. A message that can never succeed is moved to the
+  DLQ with its reason and counts as handled (see :mod:`chalicelib.orders.intake`).
+* ``publish_order_events`` turns the orders table's stream records into
+  domain events on the SNS topic and reports, by sequence number, the records
+  from the first one it could not publish.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.sqs_fifo_partial_processor import (
+    SqsFifoPartialProcessor,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from chalicelib.observability import correlated, count, invocation, logger
+from chalicelib.orders import events, intake
+
+REJECTION_ATTRIBUTES = ("eventflow_rejected_code", "eventflow_rejected_reason")
+
+
+def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+    def apply(record: SQSRecord) -> None:
+        with correlated(message_id=record.message_id):
+            try:
+                order = intake.handle(record.body, services)
+            except intake.RejectedMessage as rejected:
+                count("IntakeRejected", 1)
+                logger.warning("intake message rejected", extra={"reason": str(rejected)})
+                _dead_letter(record, rejected, services)
+                return
+            except Exception:
+                count("IntakeFailures", 1)
+                logger.exception("intake message failed; SQS will redeliver it")
+                raise
+            logger.info("intake message applied", extra={"order_id": order["order_id"]})
+
+    with invocation("intake_orders", services.settings.stage):
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        return process_partial_response(
+            event=event, record_handler=apply, processor=processor, context=context
+        )
+
+
+def _dead_letter(record: SQSRecord, rejected: intake.RejectedMessage, services) -> None:
+    """Move a message that can never succeed to the intake DLQ, with why."""
+    raw = record.raw_event
+    attributes = {
+        name: {
+            "DataType": value["dataType"],
+            **({"StringValue": value["stringValue"]} if "stringValue" in value else {}),
+        }
+        for name, value in (raw.get("messageAttributes") or {}).items()
+        if name not in REJECTION_ATTRIBUTES and "stringValue" in value
+    }
+    attributes["eventflow_rejected_code"] = {"DataType": "String", "StringValue": rejected.code}
+    attributes["eventflow_rejected_reason"] = {
+        "DataType": "String",
+        # Message attributes count towards SQS's size limit; the reason is a hint.
+        "StringValue": rejected.reason[:1000] or rejected.code,
+    }
+    services.clients.sqs.send_message(
+        QueueUrl=services.order_intake_dlq_url,
+        MessageBody=record.body,
+        MessageGroupId=raw["attributes"].get("MessageGroupId", "intake"),
+        # A redelivered poison message is dropped by the DLQ's deduplication.
+        MessageDeduplicationId=record.message_id,
+        MessageAttributes=attributes,
+    )
+
+
+def publish_order_events(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+    with invocation("publish_order_events", services.settings.stage):
+        records = event.get("Records", [])
+        pending: list[tuple[int, events.OrderEvent]] = []
+        poison_at: int | None = None
+        for index, record in enumerate(records):
+            try:
+                found = events.event_from_record(record)
+            except events.EventFormatError:
+                logger.exception("poison stream record", extra={"record_index": index})
+                poison_at = index
+                break
+            if found is not None:
+                pending.append((index, found))
+        # The records before a poison one are checkpointed, so their events go out first.
+        result = events.publish(
+            services.clients.sns, services.order_events_topic_arn, [e for _, e in pending]
+        )
+        count("OrderEventsPublished", result.published)
+        if result.failed_from is not None:
+            first = pending[result.failed_from][0]
+            logger.error(
+                "publishing stopped; Lambda retries from the first unpublished record",
+                extra={"error": result.error, "order_id": pending[result.failed_from][1].order_id},
+            )
+        elif poison_at is not None:
+            first = poison_at
+        else:
+            return {"batchItemFailures": []}
+        count("OrderEventRecordsFailed", len(records) - first)
+        return _failures(records[first:])
+
+
+def _failures(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in records]
+    }

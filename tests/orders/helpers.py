@@ -1,0 +1,30 @@
+"""Builders shared by the orders tests: products, order bodies, stream records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib.orders.model import ProductInput
+
+PRODUCTS = {"widget": ("Widget", "12.50", 100), "gadget": ("Gadget", "3.99", 10)}
+
+
+def seed_products(services, products: dict[str, tuple[str, str, int]] = PRODUCTS) -> None:
+    for product_id, (name, price, stock) in products.items():
+        services.products.put(
+            product_id, ProductInput.model_validate({"name": name, "price": price, "stock": stock})
+        )
+
+
+def order_body(customer: str = "cust-1", **lines: int) -> dict[str, Any]:
+    lines = lines or {"widget": 2}
+    return {
+        "customer_id": customer,
+        "customer_email": f"{customer}@example.com",
+        "items": [{"product_id": p, "quantity": q} for p, q in lines.items()],
+    }
+
+
+def as_json(body: Any) -> str:
+    return json.dumps(body)

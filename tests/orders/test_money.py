@@ -1,0 +1,56 @@
+"""Money is exact: Decimal in, two-place strings out, never a float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.orders.money import MAX_PRICE, format_money, parse_price
+
+cents = st.integers(min_value=1, max_value=int(MAX_PRICE * 100))
+
+
+@given(cents)
+def test_any_whole_number_of_cents_round_trips_exactly(amount):
+    price = Decimal(amount) / 100
+    for given_as in (price, str(price), format_money(price)):
+        parsed = parse_price(given_as)
+        assert parsed == price
+        assert format_money(parsed) == f"{amount // 100}.{amount % 100:02d}"
+
+
+@given(st.integers(min_value=1, max_value=10**8), st.integers(min_value=3, max_value=8))
+def test_fractions_of_a_cent_are_refused(whole, places):
+    price = Decimal(whole) / Decimal(10) ** places
+    if price != price.quantize(Decimal("0.01")) and price <= MAX_PRICE:
+        with pytest.raises(ValueError, match="at most 2 decimal places"):
+            parse_price(price)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (0, "greater than 0"),
+        ("-1.00", "greater than 0"),
+        ("NaN", "finite"),
+        ("Infinity", "finite"),
+        ("12,50", "decimal string"),
+        ("", "decimal string"),
+        (True, "number or a decimal string"),
+        (12.5, "number or a decimal string"),  # a float has already lost exactness
+        (None, "number or a decimal string"),
+        ("1000000.01", "must not exceed"),
+    ],
+)
+def test_bad_prices_say_what_is_wrong(value, problem):
+    with pytest.raises(ValueError, match=problem):
+        parse_price(value)
+
+
+def test_trailing_zeros_and_whole_numbers_are_shown_with_two_places():
+    assert format_money(Decimal("12.5")) == "12.50"
+    assert format_money(Decimal("7")) == "7.00"
+    assert format_money(parse_price(" 0.10 ")) == "0.10"
