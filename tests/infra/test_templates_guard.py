@@ -212,9 +212,33 @@ def test_each_dlq_and_function_has_its_alarm_on_the_right_metric(alarms):
         assert expected in rendered, f"missing or different: {expected}"
 
 
+def _destinations(stack: Stack) -> set[str]:
+    """Queues that collect what Lambda gave up on: nothing consumes them."""
+    return {s.on_failure_queue_key for s in stack.event_sources if s.on_failure_queue_key}
+
+
+def test_each_on_failure_queue_alarms_as_soon_as_it_holds_a_message(alarms):
+    stack, rendered = alarms
+    alerts = {stack.topic("alerts").name}
+    for key in _destinations(stack):
+        queue = stack.queue(key)
+        assert {
+            "namespace": "AWS/SQS",
+            "metric": "ApproximateNumberOfMessagesVisible",
+            "dimensions": {"QueueName": queue.name},
+            "statistic": "Maximum",
+            "threshold": 0,
+            "comparison": "GreaterThanThreshold",
+            "actions": alerts,
+            "ok_actions": alerts,
+        } in rendered, queue.name
+
+
 def test_each_source_queue_alarms_on_its_oldest_message_after_its_visibility_timeout(alarms):
     stack, rendered = alarms
     for queue in stack.queues:
+        if queue.key in _destinations(stack):
+            continue  # nothing consumes it: any message alarms at once (above)
         [age] = [
             a
             for a in rendered
