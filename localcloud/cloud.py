@@ -14,9 +14,10 @@
 
 Port 0 picks a free port; the bound ports are then on :attr:`aws_port` and
 :attr:`api_port`. Tests use that to run several clouds, one after another,
-in one process: each starts with moto's state emptied (moto keeps it per
-process, not per server), and :meth:`stop` closes every socket, joins its
-threads and puts the environment back.
+in one process: :meth:`stop` closes every socket, joins its threads and puts
+the environment back. moto keeps its state per process, not per server, so a
+later cloud in the same process sees an earlier one's data (and the
+runtime's stream checkpoints rely on that): tests keep their data apart.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import importlib
 import logging
 import socket
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -204,11 +204,6 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._moto = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         self._moto.start()
-        # moto keeps its state per process, not per server: a cloud started
-        # after another in the same process (the tests) would see its data.
-        # Start empty, as a new process does.
-        reset = urllib.request.Request(f"{self.aws_endpoint}/moto-api/reset", method="POST")
-        urllib.request.urlopen(reset, timeout=10).close()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop everything that started, newest first; safe to call more than once."""
