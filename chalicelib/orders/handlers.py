@@ -1,8 +1,9 @@
 """The orders workflow's Lambda handler bodies: plain event dicts in, partial
 batch responses out.
 
-* ``intake_orders`` consumes the partner FIFO queue through Powertools'
-  ``SqsFifoPartialProcessor``: once a message of a customer's group fails, its
+* ``intake_orders`` consumes the partner FIFO queue through
+  :func:`chalicelib.batch.sqs_batch` (Powertools' ``SqsFifoPartialProcessor``,
+  and backoff of what failed): once a message of a customer's group fails, its
   later messages in the batch fail too (none may overtake it), while other
   customers' groups go on. A message that can never succeed is moved to the
   DLQ with its reason and counts as handled (see :mod:`chalicelib.orders.intake`).
@@ -15,12 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.batch.sqs_fifo_partial_processor import (
-    SqsFifoPartialProcessor,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from chalicelib.batch import sqs_batch
 from chalicelib.observability import correlated, count, invocation, logger
 from chalicelib.orders import events, intake
 
@@ -44,10 +42,9 @@ def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, An
             logger.info("intake message applied", extra={"order_id": order["order_id"]})
 
     with invocation("intake_orders", services.settings.stage):
-        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-        return process_partial_response(
-            event=event, record_handler=apply, processor=processor, context=context
-        )
+        # A FIFO source: SqsFifoPartialProcessor, skipping only the failed
+        # groups, and the failed messages backed off together (chalicelib.batch).
+        return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
 
 
 def _dead_letter(record: SQSRecord, rejected: intake.RejectedMessage, services) -> None:
