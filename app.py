@@ -201,6 +201,11 @@ def publish_order_events(event):
     return orders_handlers.publish_order_events(event.to_dict(), event.context, services())
 
 
+@app.on_sqs_message(queue=settings.inventory_queue, batch_size=10)
+def update_inventory(event):
+    return orders_handlers.update_inventory(event.to_dict(), event.context, services())
+
+
 # -- readings ingest -------------------------------------------------------------
 
 if settings.ingest_trigger == "sqs":

@@ -97,25 +97,55 @@ def sqs_batch(
 ) -> dict[str, Any]:
     """Process an SQS event record by record; return the partial batch response.
 
-    With ``retry`` (and the ``sqs`` client to apply it), the failed messages
-    get the policy's backoff before the response is returned.
+    A FIFO source (its ARN ends in ``.fifo``) is processed as
+    :func:`sqs_fifo_batch` does. With ``retry`` (and the ``sqs`` client to
+    apply it), the failed messages get the policy's backoff before the
+    response is returned.
     """
     records = event.get("Records") or []
     fifo = any(str(r.get("eventSourceARN", "")).endswith(".fifo") for r in records)
+    return _process(event, context, record_handler, fifo=fifo, retry=retry, sqs=sqs)
+
+
+def sqs_fifo_batch(
+    event: dict[str, Any],
+    context: Any,
+    record_handler: RecordHandler,
+    *,
+    retry: RetryPolicy | None = None,
+    sqs: Any = None,
+) -> dict[str, Any]:
+    """Like :func:`sqs_batch`, for a FIFO queue: once a message of a group fails, the
+    group's later messages in the batch fail too (none may overtake it), while other
+    groups go on (Powertools' ``SqsFifoPartialProcessor`` with ``skip_group_on_error``);
+    with ``retry``, a group's failed messages share one backoff delay."""
+    return _process(event, context, record_handler, fifo=True, retry=retry, sqs=sqs)
+
+
+def _process(
+    event: dict[str, Any],
+    context: Any,
+    record_handler: RecordHandler,
+    *,
+    fifo: bool,
+    retry: RetryPolicy | None,
+    sqs: Any,
+) -> dict[str, Any]:
     processor: BatchProcessor | SqsFifoPartialProcessor
     if fifo:
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     else:
         processor = BatchProcessor(event_type=EventType.SQS)
     # Report even an all-failed batch as a list rather than an exception, so
-    # the response always says which messages failed.
+    # the response always says which messages failed. (The FIFO processor's
+    # constructor does not take the flag.)
     processor.raise_on_entire_batch_failure = False
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
     if failed and retry is not None and sqs is not None:
-        back_off(records, failed, retry, sqs, fifo=fifo)
+        back_off(event.get("Records") or [], failed, retry, sqs, fifo=fifo)
     return response
 
 

@@ -117,6 +117,10 @@ class Settings:
         return self.name("order-events-failed")
 
     @property
+    def inventory_queue(self) -> str:
+        return self.name("inventory.fifo")
+
+    @property
     def orders_stream_arn(self) -> str:
         """The orders table's stream, or a placeholder of the same shape before provisioning."""
         return self.orders_stream_arn_override or (

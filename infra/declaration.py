@@ -436,7 +436,22 @@ def declare(config: StageConfig) -> Stack:
         retention_seconds=DLQ_RETENTION_SECONDS,
     )
     order_events = Topic(key="order-events", name=settings.order_events_topic)
-    queues += [order_intake, order_events_failed]
+    # FIFO, as the topic: grouped by order, so an order's events are applied in order.
+    inventory = Queue(
+        key="inventory",
+        name=settings.inventory_queue,
+        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("update_inventory"),
+    )
+    subscriptions = [
+        # Created (PENDING), cancelled and shipped move stock; nothing else does.
+        Subscription(
+            key="inventory",
+            topic_key="order-events",
+            queue_key="inventory",
+            filter_policy={"new_status": ["PENDING", "CANCELLED", "SHIPPED"]},
+        ),
+    ]
+    queues += [order_intake, order_events_failed, inventory]
     event_sources += [
         EventSourceSettings(function="intake_orders", source_key="order-intake"),
         EventSourceSettings(
@@ -448,6 +463,7 @@ def declare(config: StageConfig) -> Stack:
             maximum_record_age_seconds=STREAM_MAX_RECORD_AGE_SECONDS,
             on_failure_queue_key="order-events-failed",
         ),
+        EventSourceSettings(function="update_inventory", source_key="inventory"),
     ]
     functions += tuple(
         Function(
@@ -456,7 +472,7 @@ def declare(config: StageConfig) -> Stack:
             timeout=config.lambda_timeout(name),
             memory_size=config.lambda_memory_size(name),
         )
-        for name in ("intake_orders", "publish_order_events")
+        for name in ("intake_orders", "publish_order_events", "update_inventory")
     )
 
     stack = Stack(
@@ -467,6 +483,7 @@ def declare(config: StageConfig) -> Stack:
         buckets=(uploads,),
         event_sources=tuple(event_sources),
         topics=(alerts, order_events),
+        subscriptions=tuple(subscriptions),
         functions=functions,
     )
     # Alarms and the dashboard are derived from the resources above, so a new

@@ -161,6 +161,13 @@ ACCESS: dict[str, tuple[Grant, ...]] = {
         QueueAccess("order-intake", "SendMessage GetQueueUrl", dlq=True),
     ),
     "publish_order_events": (TopicAccess("order-events", "Publish"),),
+    "update_inventory": (
+        # Reservation, release and consumption: the order, its products and the
+        # event's marker in one TransactWriteItems (authorized per item).
+        TableAccess("orders", "GetItem UpdateItem"),
+        TableAccess("products", "BatchGetItem UpdateItem"),
+        TableAccess("idempotency", "PutItem"),
+    ),
     "ingest_from_queue": _INGEST,
     "ingest_from_s3": _INGEST,
     "write_readings": (

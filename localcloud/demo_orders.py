@@ -1,8 +1,9 @@
-"""The orders part of the ``make run`` demo: two products and an order, through the HTTP API.
+"""The orders part of the ``make run`` demo, through the HTTP API as a client would.
 
-It goes through the same path a client's requests take (Chalice's local
-server, the app's routes), then waits for the order's ``ORDER_CREATED`` event
-to leave the stream handler, as the status view counts it.
+Two products, then three orders: one the inventory confirms, one it rejects
+for stock, and one confirmed and then cancelled, whose stock comes back. Each
+step waits (bounded) for the event-driven outcome, so a finished demo shows
+the intake API, the stream, the topic and the inventory consumer working.
 """
 
 from __future__ import annotations
@@ -16,58 +17,98 @@ from typing import Any
 
 from rich.console import Console
 
-from ops.status import app_metrics_snapshot
-
 DEMO_PRODUCTS = {
     "demo-widget": {"name": "Widget", "price": "12.50", "stock": 20},
     "demo-gadget": {"name": "Gadget", "price": "3.99", "stock": 5},
 }
-DEMO_ORDER = {
-    "customer_id": "demo-customer",
-    "customer_email": "demo-customer@example.com",
-    "items": [
-        {"product_id": "demo-widget", "quantity": 2},
-        {"product_id": "demo-gadget", "quantity": 1},
-    ],
+DEMO_CUSTOMER = "demo-customer"
+DEMO_ORDERS = {
+    # key: (lines, what the demo shows) — fixed keys make a rerun return the same orders
+    "make-run-confirmed": ({"demo-widget": 2, "demo-gadget": 1}, "confirmed"),
+    "make-run-rejected": ({"demo-gadget": 10}, "rejected for stock"),
+    "make-run-cancelled": ({"demo-widget": 3}, "confirmed, then cancelled"),
 }
-EVENT_TIMEOUT = 60.0
+STEP_TIMEOUT = 60.0
 
 
-def _request(base: str, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+class DemoStopped(Exception):
+    pass
+
+
+def _request(base: str, method: str, path: str, body: Any = None, headers=None) -> Any:
     request = urllib.request.Request(
         base + path,
-        data=json.dumps(body).encode(),
+        data=None if body is None else json.dumps(body).encode(),
         method=method,
-        headers={"Content-Type": "application/json", **headers},
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
+def _wait(check: Callable[[], Any], should_stop: Callable[[], bool]) -> Any:
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while time.monotonic() < deadline:
+        if should_stop():
+            raise DemoStopped
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    return None
+
+
+def _order_body(lines: dict[str, int]) -> dict[str, Any]:
+    return {
+        "customer_id": DEMO_CUSTOMER,
+        "customer_email": f"{DEMO_CUSTOMER}@example.com",
+        "items": [{"product_id": p, "quantity": q} for p, q in lines.items()],
+    }
+
+
 def run_orders_demo(
     cloud: Any, console: Console, should_stop: Callable[[], bool]
-) -> dict[str, Any] | None:
-    """Create the demo products, place an order; returns the order (None if stopped)."""
+) -> dict[str, dict[str, Any]] | None:
+    """Run the orders demo; returns the final orders by demo key (None if stopped)."""
     say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
     base = cloud.api_endpoint
-    for product_id, product in DEMO_PRODUCTS.items():
-        _request(base, "PUT", f"/products/{product_id}", product, {})
-    # A fixed key: running the demo again against the same cloud returns the same order.
-    order = _request(base, "POST", "/orders", DEMO_ORDER, {"Idempotency-Key": "make-run-demo"})
-    say(f"demo: order {order['order_id']} {order['status']}, total {order['total']}")
-    deadline = time.monotonic() + EVENT_TIMEOUT
-    while not should_stop() and time.monotonic() < deadline:
-        sums = app_metrics_snapshot(cloud.clients("cloudwatch"), cloud.stack).get("sums", {})
-        if sums.get("OrderEventsPublished"):
-            say(f"demo: ORDER_CREATED published to {cloud.stack.settings.order_events_topic}")
-            break
-        time.sleep(0.5)
-    else:
-        if not should_stop():
-            say("demo: no order event published yet; see the status view", style="red")
-    if should_stop():
+    try:
+        for product_id, product in DEMO_PRODUCTS.items():
+            _request(base, "PUT", f"/products/{product_id}", product)
+        placed = {
+            key: _request(base, "POST", "/orders", _order_body(lines), {"Idempotency-Key": key})
+            for key, (lines, _) in DEMO_ORDERS.items()
+        }
+
+        def decided(order_id: str) -> dict[str, Any] | None:
+            order = _request(base, "GET", f"/orders/{order_id}")
+            return order if order["status"] != "PENDING" else None
+
+        final = {
+            key: _wait(lambda o=o: decided(o["order_id"]), should_stop) or o
+            for key, o in placed.items()
+        }
+        cancel = final["make-run-cancelled"]
+        if cancel["status"] == "CONFIRMED":
+            final["make-run-cancelled"] = _request(
+                base, "PATCH", f"/orders/{cancel['order_id']}", {"status": "CANCELLED"}
+            )
+
+            def released() -> bool:
+                widget = _request(base, "GET", "/products/demo-widget")
+                return widget["reserved"] == 2  # only the confirmed order's units
+
+            _wait(released, should_stop)
+    except DemoStopped:
         return None
+    for key, (_, meaning) in DEMO_ORDERS.items():
+        order = final[key]
+        reason = f" ({order['reason']})" if order.get("reason") else ""
+        say(f"demo: order {order['order_id'][:12]} {order['status']}{reason}: {meaning}")
+    for product_id in DEMO_PRODUCTS:
+        product = _request(base, "GET", f"/products/{product_id}")
+        say(f"demo: {product_id} stock {product['stock']}, reserved {product['reserved']}")
     say("try:", style="bold")
-    say(f"  curl {base}/orders/{order['order_id']}")
-    say(f"  curl {base}/customers/{DEMO_ORDER['customer_id']}/orders")
-    return order
+    say(f"  curl {base}/customers/{DEMO_CUSTOMER}/orders")
+    say(f"  curl {base}/products/demo-widget")
+    return final

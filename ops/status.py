@@ -200,6 +200,29 @@ def orders_snapshot(ddb: Any, stack: Stack, exact: bool) -> dict[str, Any]:
     return {"by_status": {s: counts.get(s, 0) for s in ORDER_STATUSES}}
 
 
+def stock_snapshot(ddb: Any, stack: Stack, exact: bool, limit: int = 10) -> dict[str, Any]:
+    """The first ``limit`` products' stock and reservations (a Scan: locally or with --exact)."""
+    if not exact and not is_local_url(ddb.meta.endpoint_url):
+        return {"items": [], "skipped": "reading stock scans the products table: pass --exact"}
+    try:
+        items = ddb.scan(
+            TableName=stack.settings.products_table,
+            ProjectionExpression="product_id, stock, reserved",
+            Limit=limit,
+        )["Items"]
+    except _AWS_ERRORS as error:
+        return {"items": [], "error": str(error)}
+    rows = [
+        {
+            "product_id": i["product_id"]["S"],
+            "stock": int(i["stock"]["N"]),
+            "reserved": int(i.get("reserved", {"N": "0"})["N"]),
+        }
+        for i in items
+    ]
+    return {"items": sorted(rows, key=lambda r: r["product_id"])}
+
+
 def app_metrics_snapshot(
     cloudwatch: Any, stack: Stack, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -226,6 +249,7 @@ def snapshot(
         "jobs": jobs_snapshot(clients("dynamodb"), stack, jobs_limit),
         "functions": functions_snapshot(clients("cloudwatch"), stack),
         "orders": orders_snapshot(clients("dynamodb"), stack, exact),
+        "stock": stock_snapshot(clients("dynamodb"), stack, exact),
         "metrics": app_metrics_snapshot(clients("cloudwatch"), stack),
     }
 
@@ -336,6 +360,20 @@ def _orders_table(orders: dict[str, Any], metrics: dict[str, Any]) -> Table:
     return table
 
 
+def _stock_table(section: dict[str, Any]) -> Table:
+    table = Table(title="Stock", **_TABLE_STYLE)
+    for column in ("product", "stock", "reserved"):
+        table.add_column(column, justify="left" if column == "product" else "right")
+    for row in section["items"]:
+        table.add_row(row["product_id"], _count(row["stock"]), _count(row["reserved"]))
+    note = section.get("skipped") or section.get("error")
+    if note:
+        table.caption = note
+    elif not section["items"]:
+        table.caption = "no products yet"
+    return table
+
+
 def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) -> Group:
     """The status view as one rich renderable; ``runtime_stats`` adds the in-process runtime's."""
     header = Text.assemble(
@@ -352,6 +390,7 @@ def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) ->
                 _queues_table(snap["queues"]),
                 _tables_table(snap["tables"]),
                 _orders_table(snap["orders"], snap["metrics"]),
+                _stock_table(snap["stock"]),
             ],
             padding=(0, 4),
         ),

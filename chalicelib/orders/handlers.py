@@ -2,11 +2,13 @@
 batch responses out.
 
 * ``intake_orders`` consumes the partner FIFO queue through
-  :func:`chalicelib.batch.sqs_batch` (Powertools' ``SqsFifoPartialProcessor``,
+  :func:`chalicelib.batch.sqs_fifo_batch` (Powertools' ``SqsFifoPartialProcessor``,
   and backoff of what failed): once a message of a customer's group fails, its
   later messages in the batch fail too (none may overtake it), while other
   customers' groups go on. A message that can never succeed is moved to the
   DLQ with its reason and counts as handled (see :mod:`chalicelib.orders.intake`).
+* ``update_inventory`` applies order events to stock (:mod:`chalicelib.orders.inventory`),
+  from a FIFO queue grouped by order, so an order's events are applied in order.
 * ``publish_order_events`` turns the orders table's stream records into
   domain events on the SNS topic and reports, by sequence number, the records
   from the first one it could not publish.
@@ -18,9 +20,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.batch import sqs_batch
+from chalicelib.batch import sqs_fifo_batch
 from chalicelib.observability import correlated, count, invocation, logger
-from chalicelib.orders import events, intake
+from chalicelib.orders import events, intake, inventory
 
 REJECTION_ATTRIBUTES = ("eventflow_rejected_code", "eventflow_rejected_reason")
 
@@ -42,9 +44,10 @@ def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, An
             logger.info("intake message applied", extra={"order_id": order["order_id"]})
 
     with invocation("intake_orders", services.settings.stage):
-        # A FIFO source: SqsFifoPartialProcessor, skipping only the failed
-        # groups, and the failed messages backed off together (chalicelib.batch).
-        return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
+        # Failed groups back off together (chalicelib.batch).
+        return sqs_fifo_batch(
+            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
+        )
 
 
 def _dead_letter(record: SQSRecord, rejected: intake.RejectedMessage, services) -> None:
@@ -111,3 +114,21 @@ def _failures(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in records]
     }
+
+
+def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+    def apply(record: SQSRecord) -> None:
+        with correlated(message_id=record.message_id):
+            try:
+                order_event = events.parse_event(record.body)
+                with correlated(order_id=order_event.order_id):
+                    inventory.apply(order_event, services)
+            except Exception:
+                count("InventoryFailures", 1)
+                logger.exception("inventory event failed; SQS will redeliver it")
+                raise
+
+    with invocation("update_inventory", services.settings.stage):
+        return sqs_fifo_batch(
+            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
+        )

@@ -117,10 +117,8 @@ class OrderStore:
     # -- reads -----------------------------------------------------------------
 
     def get(self, order_id: str) -> dict[str, Any] | None:
-        item = self.client.get_item(
-            TableName=self.table, Key=self._key(order_id), ConsistentRead=True
-        ).get("Item")
-        return order_from_values(from_item(item)) if item else None
+        values = self.get_item(order_id)
+        return order_from_values(values) if values else None
 
     def key_record(self, idempotency_key: str) -> dict[str, Any] | None:
         """The live record of an idempotency key (an expired one counts as absent)."""
@@ -207,7 +205,7 @@ class OrderStore:
                 raise KeyTaken(idempotency_key) from error
             raise
 
-    def set_status(
+    def status_update(
         self,
         order_id: str,
         *,
@@ -215,10 +213,13 @@ class OrderStore:
         expected_version: int,
         status: str,
         reason: str | None = None,
+        also_set: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Move the order if it is still at ``expected_status`` and ``expected_version``.
+        """The conditional ``Update`` that moves an order, for UpdateItem or a transaction.
 
-        Returns the updated order; raises :class:`StaleOrder` when it moved meanwhile.
+        It applies only if the order is still at ``expected_status`` and
+        ``expected_version``, and increments ``version``. ``also_set`` adds
+        attributes written in the same update (a reservation, say).
         """
         values: dict[str, Any] = {
             ":status": status,
@@ -229,25 +230,45 @@ class OrderStore:
         }
         # previous_status makes the item describe its last move on its own, so
         # an event can be rebuilt from the table when the stream no longer has it.
-        expression = (
-            "SET #s = :status, previous_status = :expected_status, "
-            "version = version + :one, updated_at = :now"
-        )
+        assignments = [
+            "#s = :status",
+            "previous_status = :expected_status",
+            "version = version + :one",
+            "updated_at = :now",
+        ]
+        extra = dict(also_set or {})
         if reason is not None:
-            values[":reason"] = reason
-            expression += ", reason = :reason"
+            extra["reason"] = reason
+        for index, (name, value) in enumerate(extra.items()):
+            values[f":a{index}"] = value
+            assignments.append(f"{name} = :a{index}")
+        return {
+            "TableName": self.table,
+            "Key": self._key(order_id),
+            "UpdateExpression": "SET " + ", ".join(assignments),
+            "ConditionExpression": "#s = :expected_status AND version = :expected_version",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": to_item(values),
+        }
+
+    def set_status(self, order_id: str, **move: Any) -> dict[str, Any]:
+        """Apply :meth:`status_update` alone; returns the updated order.
+
+        Raises :class:`StaleOrder` when the order moved since it was read.
+        """
         try:
             response = self.client.update_item(
-                TableName=self.table,
-                Key=self._key(order_id),
-                UpdateExpression=expression,
-                ConditionExpression="#s = :expected_status AND version = :expected_version",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=to_item(values),
-                ReturnValues="ALL_NEW",
+                **self.status_update(order_id, **move), ReturnValues="ALL_NEW"
             )
         except ClientError as error:
             if is_condition_failure(error):
                 raise StaleOrder(order_id) from error
             raise
         return order_from_values(from_item(response["Attributes"]))
+
+    def get_item(self, order_id: str) -> dict[str, Any] | None:
+        """The order's raw attributes (deserialized), including what the API does not show."""
+        item = self.client.get_item(
+            TableName=self.table, Key=self._key(order_id), ConsistentRead=True
+        ).get("Item")
+        return from_item(item) if item else None

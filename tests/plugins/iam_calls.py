@@ -59,6 +59,7 @@ EVENT_HANDLERS = frozenset(
         "write_readings",
         "intake_orders",
         "publish_order_events",
+        "update_inventory",
     }
 )
 # Calls that IAM never authorizes: any principal may make them.

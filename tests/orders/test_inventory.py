@@ -1,0 +1,165 @@
+"""The inventory consumer: reserve, reject, release and consume, each exactly once."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.orders import handlers, service
+from chalicelib.orders.model import OrderRequest, ProductInput
+from chalicelib.orders.states import Actor, Status
+from tests.orders.flow import OrderFlow
+from tests.orders.helpers import order_body, seed_products
+
+
+@pytest.fixture
+def flow(services, outputs):
+    seed_products(services)  # widget: 100 at 12.50, gadget: 10 at 3.99
+    return OrderFlow(services, outputs)
+
+
+def place(services, customer="cust-1", **lines):
+    request = OrderRequest.model_validate(order_body(customer, **lines))
+    return service.place_order(request, None, services)[0]
+
+
+def stock(services, product_id):
+    product = services.products.get(product_id)
+    return product["stock"], product["reserved"]
+
+
+def move(services, order, status):
+    return service.change_status(order["order_id"], Status(status), Actor.CLIENT, services)
+
+
+def test_a_new_order_reserves_every_line_and_is_confirmed(services, flow):
+    order = place(services, widget=2, gadget=3)
+    flow.settle()
+    confirmed = services.orders.get(order["order_id"])
+    assert (confirmed["status"], confirmed["version"], confirmed["reason"]) == (
+        "CONFIRMED",
+        2,
+        None,
+    )
+    assert stock(services, "widget") == (98, 2) and stock(services, "gadget") == (7, 3)
+    raw = services.orders.get_item(order["order_id"])
+    assert raw["reservation_state"] == "HELD"
+    assert [(r["product_id"], int(r["quantity"])) for r in raw["reservation"]] == [
+        ("widget", 2),
+        ("gadget", 3),
+    ]
+
+
+def test_an_order_larger_than_the_stock_is_rejected_naming_each_short_line_and_reserves_nothing(
+    services, flow
+):
+    order = place(services, widget=1, gadget=11)
+    flow.settle()
+    rejected = services.orders.get(order["order_id"])
+    assert rejected["status"] == "REJECTED"
+    assert rejected["reason"] == "insufficient stock: gadget (wanted 11, 10 available)"
+    assert stock(services, "widget") == (100, 0) and stock(services, "gadget") == (10, 0)
+
+
+def test_cancelling_a_confirmed_order_gives_back_exactly_what_it_reserved(services, flow):
+    order = place(services, widget=5)
+    flow.settle()
+    move(services, order, "CANCELLED")
+    flow.settle()
+    assert stock(services, "widget") == (100, 0)
+    assert services.orders.get_item(order["order_id"])["reservation_state"] == "RELEASED"
+
+
+def test_an_order_cancelled_while_pending_is_never_reserved(services, flow):
+    order = place(services, widget=5)
+    move(services, order, "CANCELLED")  # before inventory saw the creation
+    flow.settle()
+    assert services.orders.get(order["order_id"])["status"] == "CANCELLED"
+    assert stock(services, "widget") == (100, 0)
+    assert "reservation_state" not in services.orders.get_item(order["order_id"])
+
+
+def test_shipping_consumes_the_reservation(services, flow):
+    order = place(services, gadget=4)
+    flow.settle()
+    move(services, order, "SHIPPED")
+    flow.settle()
+    assert stock(services, "gadget") == (6, 0)
+    move(services, order, "DELIVERED")
+    flow.settle()
+    assert stock(services, "gadget") == (6, 0)
+    assert services.orders.get_item(order["order_id"])["reservation_state"] == "CONSUMED"
+
+
+def test_every_event_delivered_three_times_moves_stock_once(services, flow):
+    kept = place(services, widget=3)
+    cancelled = place(services, "cust-2", widget=4, gadget=2)
+    shipped = place(services, "cust-3", gadget=5)
+    flow.settle(times=3)
+    move(services, cancelled, "CANCELLED")
+    move(services, shipped, "SHIPPED")
+    flow.settle(times=3)
+    assert services.orders.get(kept["order_id"])["status"] == "CONFIRMED"
+    assert stock(services, "widget") == (97, 3)
+    assert stock(services, "gadget") == (5, 0)
+
+
+class ChangeBeforeFirstTransaction:
+    """Runs ``change`` once, just before inventory's first TransactWriteItems is sent:
+    a concurrent writer that got there between inventory's read and its write."""
+
+    def __init__(self, services, change):
+        self.change, self.calls = change, 0
+        self.client = services.clients.dynamodb
+        self.client.meta.events.register("before-call.dynamodb.TransactWriteItems", self)
+
+    def __call__(self, **_):
+        self.calls += 1
+        if self.calls == 1:
+            self.change()
+
+    def close(self):
+        self.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", self)
+
+
+def test_stock_taken_between_the_read_and_the_reservation_is_decided_again(services, flow):
+    """The reservation's condition fails because of a concurrent change: inventory
+    reads again and decides again (here: rejected), never a poison message."""
+    order = place(services, gadget=8)
+    flow.publish()
+    taken = ProductInput.model_validate({"name": "Gadget", "price": "3.99", "stock": 5})
+    racer = ChangeBeforeFirstTransaction(services, lambda: services.products.put("gadget", taken))
+    try:
+        flow.deliver("inventory", handlers.update_inventory)
+    finally:
+        racer.close()
+    assert racer.calls == 2  # the failed reservation, then the verdict
+    rejected = services.orders.get(order["order_id"])
+    assert (rejected["status"], rejected["reason"]) == (
+        "REJECTED",
+        "insufficient stock: gadget (wanted 8, 5 available)",
+    )
+    assert stock(services, "gadget") == (5, 0)
+
+
+def test_a_cancellation_racing_the_reservation_leaves_the_stock_as_it_was(services, flow):
+    order = place(services, widget=7)
+    flow.publish()
+    racer = ChangeBeforeFirstTransaction(services, lambda: move(services, order, "CANCELLED"))
+    try:
+        flow.settle()
+    finally:
+        racer.close()
+    assert services.orders.get(order["order_id"])["status"] == "CANCELLED"
+    assert stock(services, "widget") == (100, 0)
+
+
+def test_a_message_that_is_not_an_event_fails_so_that_it_reaches_the_dlq(services, flow, outputs):
+    sqs = services.clients.sqs
+    sqs.send_message(
+        QueueUrl=outputs.queues["inventory"]["url"],
+        MessageBody="not an event",
+        MessageGroupId="x",
+        MessageDeduplicationId="x",
+    )
+    [response] = flow.deliver("inventory", handlers.update_inventory)
+    assert len(response["batchItemFailures"]) == 1
