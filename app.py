@@ -8,11 +8,11 @@ deploy`` against an existing bucket, and Terraform). Both call the same code.
 """
 
 from chalice import Chalice, CORSConfig, IAMAuthorizer, Response
+from chalice.app import CaseInsensitiveMapping
 
 from chalicelib import rest
 from chalicelib.config import UPLOADS_PREFIX, Settings
-from chalicelib.errors import EventflowError
-from chalicelib.observability import invocation
+from chalicelib.observability import invocation, logger
 from chalicelib.orders import api as orders_api
 from chalicelib.orders import handlers as orders_handlers
 from chalicelib.readings import api as readings_api
@@ -34,6 +34,9 @@ def _respond(call, *args):
     """Run one API operation and shape its result or its error as JSON.
 
     An operation returns ``(status, body)`` or ``(status, body, headers)``.
+    Errors: ours as raised; an AWS dependency that cannot be reached or used
+    as a 503 naming it (``rest.known_error``); anything else is a bug, which
+    Chalice answers with a 500, shaped by the middleware below.
     """
     headers: dict[str, str] = {}
     # Each request publishes its own metrics (an order placed, say) when it ends.
@@ -42,13 +45,50 @@ def _respond(call, *args):
             status, body, *extra = call(services(), *args)
             if extra:
                 headers = extra[0]
-        except EventflowError as error:
-            status, body = error.status, error.to_body()
+        except Exception as error:
+            known = rest.known_error(error)
+            if known is None:
+                raise
+            if known.status >= 500:
+                logger.warning(known.message, extra={"error_type": type(error).__name__})
+            status, body = known.status, known.to_body()
+    return _json(status, body, headers)
+
+
+def _json(status, body, headers=None):
+    headers = headers or {}
     if body is None:
         return Response(body="", status_code=status, headers=headers)
     return Response(
         body=rest.to_json(body), status_code=status, headers={**rest.JSON_HEADERS, **headers}
     )
+
+
+@app.middleware("http")
+def path_parameters_decoded_as_api_gateway_does(event, get_response):
+    # API Gateway percent-decodes path parameters before the function runs;
+    # Chalice's local server (chalice local, its test client, the local
+    # cloud) passes them as sent. Decode those, so "Lab%203" is "Lab 3" both ways.
+    if event.uri_params and rest.from_local_gateway(event.context):
+        try:
+            rest.decode_path_parameters(event.uri_params)
+        except Exception as error:
+            known = rest.known_error(error)
+            if known is None:
+                raise
+            return _json(known.status, known.to_body())
+    return get_response(event)
+
+
+@app.middleware("http")
+def bodyless_requests_have_no_content_type(event, get_response):
+    # Chalice checks Content-Type against the route before the view runs; a
+    # GET or DELETE without a body has no content to type, so its header is
+    # dropped rather than answered with 415.
+    if event.method in rest.BODYLESS_METHODS and not event.raw_body:
+        headers = {k: v for k, v in event.headers.items() if k != "content-type"}
+        event.headers = CaseInsensitiveMapping(headers)
+    return get_response(event)
 
 
 @app.middleware("http")

@@ -21,6 +21,11 @@ INGEST_TRIGGERS = ("sqs", "s3")
 UPLOADS_PREFIX = "incoming/"
 REJECTS_PREFIX = "rejects/"
 
+# A failed SQS message comes back after about 2 s, then 4 s, 8 s ... at most
+# its queue's visibility timeout (chalicelib.batch.RetryPolicy). Shipped with
+# the functions, and read by infra's declaration: one number for both.
+SQS_RETRY_BASE_SECONDS = 2
+
 
 ORDERS_STREAM_ARN_VARIABLE = "EVENTFLOW_ORDERS_STREAM_ARN"
 

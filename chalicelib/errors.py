@@ -75,6 +75,21 @@ class ValidationFailed(EventflowError):
     code = "validation_failed"
 
 
+class ServiceUnavailable(EventflowError):
+    """An AWS service the request needs cannot be reached or used right now.
+
+    ``details`` name the dependency (``dynamodb``, ``s3``, ``sqs``) as the
+    field, so a client or an operator sees what is down, not a bare 500.
+    """
+
+    status = 503
+    code = "service_unavailable"
+
+    @classmethod
+    def dependency(cls, service: str, problem: str) -> ServiceUnavailable:
+        return cls(f"{service} is unavailable: {problem}", [{"field": service, "problem": problem}])
+
+
 # -- pipeline errors: not HTTP, they make a record fail and be retried --------
 
 

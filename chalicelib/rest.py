@@ -8,17 +8,54 @@ raised as :mod:`chalicelib.errors` and shaped into JSON by ``app.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
-from chalicelib.errors import BadRequest, ValidationFailed
+from chalicelib.aws import unavailable
+from chalicelib.errors import BadRequest, EventflowError, ValidationFailed
 from chalicelib.pagination import encode_cursor
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 _FRAMEWORK_CODES = {405: "method_not_allowed", 415: "unsupported_media_type"}
+# Methods whose requests carry no body here: their Content-Type means nothing.
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+def known_error(error: BaseException) -> EventflowError | None:
+    """The error as one of ours, or None for a bug (which stays a 500).
+
+    Ours as raised, or an AWS dependency that cannot be reached or used: a
+    503 naming the service, never a 500 (:func:`chalicelib.aws.unavailable`).
+    """
+    if isinstance(error, EventflowError):
+        return error
+    return unavailable(error)
+
+
+def from_local_gateway(request_context: Mapping[str, Any]) -> bool:
+    """Whether a request came through Chalice's local server rather than API Gateway.
+
+    API Gateway's request context always carries a ``requestId``; the one
+    Chalice's local gateway builds (``chalice local``, ``chalice.test``) has none.
+    """
+    return "requestId" not in request_context
+
+
+def decode_path_parameters(params: MutableMapping[str, str]) -> None:
+    """Percent-decode path parameters in place, as API Gateway does.
+
+    ``%2F`` becomes ``/`` inside the one segment it was sent in; ``+`` stays a
+    plus sign (only query strings use it for a space).
+    """
+    for name, value in params.items():
+        try:
+            params[name] = unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest.field(name, "is not percent-encoded UTF-8") from None
 
 
 def _number(value: Any) -> Any:

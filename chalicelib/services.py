@@ -11,9 +11,9 @@ import functools
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from chalicelib.aws import Clients
+from chalicelib.aws import Clients, local_defaults
 from chalicelib.clock import Clock
-from chalicelib.config import Settings, dlq_name
+from chalicelib.config import SQS_RETRY_BASE_SECONDS, Settings, dlq_name
 
 
 @dataclass
@@ -33,6 +33,13 @@ class Services:
         from chalicelib.readings.jobs import IngestJobs
 
         return IngestJobs(self.clients.dynamodb, self.settings.ingests_table, self.clock)
+
+    @cached_property
+    def sqs_retry(self):
+        """Backoff for failed SQS messages; the cap is each queue's visibility timeout."""
+        from chalicelib.batch import RetryPolicy
+
+        return RetryPolicy(base_seconds=SQS_RETRY_BASE_SECONDS, uniform=self.clock.uniform)
 
     @cached_property
     def ingest_queue_url(self) -> str:
@@ -79,4 +86,6 @@ class Services:
 
 @functools.cache
 def services() -> Services:
-    return Services(Settings.from_env())
+    settings = Settings.from_env()
+    # The local stage finds the local cloud without any AWS setup (see chalicelib.aws).
+    return Services(settings, clients=Clients(defaults=local_defaults(settings.stage)))

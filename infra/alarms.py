@@ -68,10 +68,12 @@ def derive(stack: Stack) -> tuple[Alarm, ...]:
     # nothing consumes them, so any message in one needs a person.
     destinations = {s.on_failure_queue_key for s in stack.event_sources if s.on_failure_queue_key}
     for queue in stack.queues:
+        # Every DLQ, a destination's too: an operator's repeated peeks (each a
+        # receive) can move a destination's messages on into its DLQ.
+        not_empty(f"{queue.dlq_key}-not-empty", queue.dlq_name, "dlq-not-empty")
         if queue.key in destinations:
             not_empty(f"{queue.key}-not-empty", queue.name, "on-failure-queue")
             continue
-        not_empty(f"{queue.dlq_key}-not-empty", queue.dlq_name, "dlq-not-empty")
         add(
             f"{queue.key}-oldest-message-age",
             description=(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
-from chalicelib.config import UPLOADS_PREFIX, Settings, dlq_name
+from chalicelib.config import SQS_RETRY_BASE_SECONDS, UPLOADS_PREFIX, Settings, dlq_name
 from chalicelib.orders import store as order_keys
 from chalicelib.readings import keys
 from infra.stageconfig import StageConfig
@@ -97,6 +97,15 @@ class Queue:
     @property
     def dlq_key(self) -> str:
         return f"{self.key}-dlq"
+
+    @property
+    def retry_backoff_seconds(self) -> tuple[int, int]:
+        """(base, cap) of the backoff its consumers give failed messages (chalicelib.batch).
+
+        The cap is this queue's visibility timeout, which the function reads
+        from the queue; the base is shipped with the functions.
+        """
+        return SQS_RETRY_BASE_SECONDS, self.visibility_timeout
 
     @property
     def dlq_name(self) -> str:

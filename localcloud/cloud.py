@@ -8,12 +8,16 @@
 3. the resources, through the same code path as ``python -m infra provision``;
 4. the event-source runtime (``localcloud.runtime``), which polls every event
    source of the app and invokes its handlers the way Lambda would;
-5. the REST API on ``127.0.0.1:api_port``, through Chalice's local server.
+5. the REST API on ``127.0.0.1:api_port``, through Chalice's local server,
+   unless ``serve_api`` is False (``python -m localcloud up --no-api``): then
+   ``chalice local --stage local`` serves it, from another terminal.
 
 Port 0 picks a free port; the bound ports are then on :attr:`aws_port` and
 :attr:`api_port`. Tests use that to run several clouds, one after another,
 in one process: :meth:`stop` closes every socket, joins its threads and puts
-the environment back.
+the environment back. moto keeps its state per process, not per server, so a
+later cloud in the same process sees an earlier one's data (and the
+runtime's stream checkpoints rely on that): tests keep their data apart.
 """
 
 from __future__ import annotations
@@ -111,12 +115,14 @@ class LocalCloud:
         api_port: int = 8000,
         stage: str = "local",
         *,
+        serve_api: bool = True,
         project_dir: Path = PROJECT_DIR,
         runtime_factory: RuntimeFactory = default_runtime,
     ):
         self.stage = stage
         self.project_dir = project_dir
         self._requested_ports = (aws_port, api_port)
+        self.serve_api = serve_api
         self._runtime_factory = runtime_factory
         self._env = EnvironmentPatch()
         self._moto: ThreadedMotoServer | None = None
@@ -147,7 +153,10 @@ class LocalCloud:
         return f"http://{HOST}:{self.aws_port}"
 
     @property
-    def api_endpoint(self) -> str:
+    def api_endpoint(self) -> str | None:
+        """The API's URL; None when this cloud does not serve the API."""
+        if not self.serve_api:
+            return None
         return f"http://{HOST}:{self.api_port}"
 
     def export_lines(self) -> list[str]:
@@ -158,7 +167,8 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         aws_port, api_port = self._requested_ports
         check_port_free(HOST, aws_port, "EVENTFLOW_AWS_PORT")
-        check_port_free(HOST, api_port, "EVENTFLOW_API_PORT")
+        if self.serve_api:
+            check_port_free(HOST, api_port, "EVENTFLOW_API_PORT")
         try:
             self._start_moto(aws_port)
             config_path = self.project_dir / ".chalice" / "config.json"
@@ -174,14 +184,15 @@ class LocalCloud:
                 self.app, self.stage_config, self.stack, self.outputs, self.clients
             )
             self.runtime.start()
-            self._api = ApiServer(
-                self.app,
-                chalice_config,
-                HOST,
-                api_port,
-                around_request=getattr(self.runtime, "forwarding_metrics", None),
-            )
-            self._api.start()
+            if self.serve_api:
+                self._api = ApiServer(
+                    self.app,
+                    chalice_config,
+                    HOST,
+                    api_port,
+                    around_request=getattr(self.runtime, "forwarding_metrics", None),
+                )
+                self._api.start()
         except BaseException:
             self.stop()
             raise

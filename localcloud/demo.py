@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rich.console import Console
 
@@ -61,8 +62,8 @@ def run_demo(
         return None
     say(f"demo: {describe_job(job)}")
     location = first_location(sample)
-    if job["state"] != "FAILED" and location:
+    if job["state"] != "FAILED" and location and cloud.api_endpoint:
         say("try:", style="bold")
-        say(f"  curl {cloud.api_endpoint}/readings/{location}")
+        say(f"  curl {cloud.api_endpoint}/readings/{quote(location, safe='')}")
         say(f"  curl {cloud.api_endpoint}/ingests/{job['ingest_id']}")
     return job

@@ -32,7 +32,8 @@ def _view(cloud: Any) -> Any:
         body: Any = render(snap, _runtime_stats(cloud))
     except Exception as error:  # The view must outlive a failed refresh.
         body = Text(f"status unavailable: {error}", style="red")
-    footer = Text(f"API {cloud.api_endpoint}   AWS {cloud.aws_endpoint}   Ctrl-C to stop", "dim")
+    api = cloud.api_endpoint or "not served (--no-api)"
+    footer = Text(f"API {api}   AWS {cloud.aws_endpoint}   Ctrl-C to stop", "dim")
     return Group(body, footer)
 
 

@@ -21,6 +21,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from chalicelib.aws import LOCAL_AWS_PORT
 from localcloud.cloud import LocalCloud, PortInUseError
 from localcloud.demo import run_demo
 from localcloud.demo_orders import run_orders_demo
@@ -49,19 +50,32 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 
 def _print_ready(cloud: LocalCloud, console: Console, seconds: float) -> None:
+    # The lines with the endpoints carry the bound ports (port 0 picks free
+    # ones), so scripts and tests can read them: "API (...): URL", "AWS (...): URL".
     say = {"markup": False, "highlight": False, "soft_wrap": True}
     console.print(f"eventflow local cloud ready in {seconds:.1f} s", style="bold green")
-    console.print(f"  API (Chalice local): {cloud.api_endpoint}", **say)
+    if cloud.api_endpoint:
+        console.print(f"  API (Chalice local): {cloud.api_endpoint}", **say)
+    else:
+        console.print("  API: not served (--no-api); in another terminal run:", **say)
+        port = "" if cloud.aws_port == LOCAL_AWS_PORT else f"EVENTFLOW_AWS_PORT={cloud.aws_port} "
+        console.print(f"    {port}chalice local --stage local", **say)
     console.print(f"  AWS (moto):          {cloud.aws_endpoint}", **say)
     console.print("Point the aws CLI and boto3 at it with:", **say)
     for line in cloud.export_lines():
         console.print(f"  {line}", **say)
-    console.print(f"  curl {cloud.api_endpoint}/health", **say)
+    if cloud.api_endpoint:
+        console.print(f"  curl {cloud.api_endpoint}/health", **say)
 
 
-def main(environ: Mapping[str, str] = os.environ, console: Console | None = None) -> int:
+def main(
+    environ: Mapping[str, str] = os.environ,
+    console: Console | None = None,
+    *,
+    serve_api: bool = True,
+) -> int:
     console = console or Console()
-    aws_port = _port(environ, "EVENTFLOW_AWS_PORT", 5000)
+    aws_port = _port(environ, "EVENTFLOW_AWS_PORT", LOCAL_AWS_PORT)
     api_port = _port(environ, "EVENTFLOW_API_PORT", 8000)
     demo = environ.get("EVENTFLOW_DEMO", "1") != "0"
 
@@ -69,7 +83,7 @@ def main(environ: Mapping[str, str] = os.environ, console: Console | None = None
     _install_signal_handlers(stop)
     started = time.monotonic()
     console.print("starting the eventflow local cloud...", highlight=False)
-    cloud = LocalCloud(aws_port=aws_port, api_port=api_port)
+    cloud = LocalCloud(aws_port=aws_port, api_port=api_port, serve_api=serve_api)
     try:
         cloud.start()
     except PortInUseError as error:

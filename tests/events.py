@@ -7,8 +7,16 @@ import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
+INGEST_QUEUE = "eventflow-local-ingest"
+S3_EVENTS_QUEUE = "eventflow-local-s3-events"
 
-def sqs_record(body: str, receive_count: int = 1, message_id: str | None = None) -> dict[str, Any]:
+
+def sqs_record(
+    body: str,
+    receive_count: int = 1,
+    message_id: str | None = None,
+    queue: str = INGEST_QUEUE,
+) -> dict[str, Any]:
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": uuid.uuid4().hex,
@@ -22,17 +30,25 @@ def sqs_record(body: str, receive_count: int = 1, message_id: str | None = None)
         "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:eventflow-local-ingest",
+        "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
         "awsRegion": "us-east-1",
     }
 
 
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    return {"Records": [sqs_record(body) for body in bodies]}
+def sqs_event(*bodies: str, queue: str = INGEST_QUEUE) -> dict[str, Any]:
+    """An SQS event from ``queue`` (the ingest queue, or ``S3_EVENTS_QUEUE``)."""
+    return {"Records": [sqs_record(body, queue=queue) for body in bodies]}
 
 
-def s3_record(bucket: str, key: str, etag: str, event: str = "ObjectCreated:Put") -> dict[str, Any]:
-    return {
+def s3_record(
+    bucket: str,
+    key: str,
+    etag: str,
+    event: str = "ObjectCreated:Put",
+    version_id: str | None = None,
+) -> dict[str, Any]:
+    """An S3 event record; AWS adds ``versionId`` for a versioned bucket (moto does not)."""
+    record = {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "awsRegion": "us-east-1",
@@ -43,6 +59,9 @@ def s3_record(bucket: str, key: str, etag: str, event: str = "ObjectCreated:Put"
             "object": {"key": quote_plus(key), "eTag": etag, "size": 1},
         },
     }
+    if version_id is not None:
+        record["s3"]["object"]["versionId"] = version_id
+    return record
 
 
 def s3_event(*records: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The orders workflow's Lambda handler bodies: plain event dicts in, partial
 batch responses out.
 
-* ``intake_orders`` consumes the partner FIFO queue through Powertools'
-  ``SqsFifoPartialProcessor``: once a message of a customer's group fails, its
+* ``intake_orders`` consumes the partner FIFO queue through
+  :func:`chalicelib.batch.sqs_fifo_batch` (Powertools' ``SqsFifoPartialProcessor``,
+  and backoff of what failed): once a message of a customer's group fails, its
   later messages in the batch fail too (none may overtake it), while other
   customers' groups go on. A message that can never succeed is moved to the
   DLQ with its reason and counts as handled (see :mod:`chalicelib.orders.intake`).
@@ -43,7 +44,10 @@ def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, An
             logger.info("intake message applied", extra={"order_id": order["order_id"]})
 
     with invocation("intake_orders", services.settings.stage):
-        return sqs_fifo_batch(event, context, apply)
+        # Failed groups back off together (chalicelib.batch).
+        return sqs_fifo_batch(
+            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
+        )
 
 
 def _dead_letter(record: SQSRecord, rejected: intake.RejectedMessage, services) -> None:
@@ -125,4 +129,6 @@ def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str,
                 raise
 
     with invocation("update_inventory", services.settings.stage):
-        return sqs_fifo_batch(event, context, apply)
+        return sqs_fifo_batch(
+            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
+        )

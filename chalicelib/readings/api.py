@@ -17,7 +17,7 @@ from chalicelib.config import UPLOADS_PREFIX
 from chalicelib.errors import BadRequest, NotFound, ValidationFailed
 from chalicelib.pagination import decode_cursor, invalid_cursor
 from chalicelib.readings import keys
-from chalicelib.readings.model import Reading, parse_identifier, parse_timestamp
+from chalicelib.readings.model import Reading, parse_name, parse_timestamp
 from chalicelib.validation import problems
 
 UPLOAD_URL_SECONDS = 900
@@ -75,7 +75,7 @@ def create_reading(services, params, raw_body, headers) -> tuple[int, dict[str, 
 
 
 def _location(location: str) -> str:
-    return rest.field("location", parse_identifier, location)
+    return rest.field("location", parse_name, location)
 
 
 def _split_id(reading_id: str) -> tuple[datetime, str]:
@@ -125,7 +125,7 @@ def list_location_readings(services, location, params, raw_body, headers):
         raise BadRequest.field("from", "must not be later than to")
     source = params.get("source")
     if source is not None:
-        source = rest.field("source", parse_identifier, source)
+        source = rest.field("source", parse_name, source)
     limit = rest.limit(params)
     query = {
         "path": "location",

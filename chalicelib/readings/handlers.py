@@ -25,7 +25,7 @@ def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, A
                 raise
 
     with invocation("write_readings", services.settings.stage):
-        return sqs_batch(event, context, write)
+        return sqs_batch(event, context, write, retry=services.sqs_retry, sqs=services.clients.sqs)
 
 
 def _ingest_all(refs: list[ObjectRef], services) -> None:
@@ -51,7 +51,9 @@ def ingest_from_queue(event: dict[str, Any], context: Any, services) -> dict[str
             _ingest_all(refs_from_sqs_body(record.body), services)
 
     with invocation("ingest_from_queue", services.settings.stage):
-        return sqs_batch(event, context, ingest_message)
+        return sqs_batch(
+            event, context, ingest_message, retry=services.sqs_retry, sqs=services.clients.sqs
+        )
 
 
 def ingest_from_s3(event: dict[str, Any], context: Any, services) -> None:

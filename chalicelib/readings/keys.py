@@ -12,6 +12,16 @@ Readings table
     :data:`DATE_SHARDS` partitions instead of one hot partition; a query by
     date reads every shard and merges them in time order.
 
+Names and the ``~`` separator
+    ``location`` and ``source`` are any printable text (see
+    :mod:`chalicelib.readings.model`), ``~`` included. A reading id still
+    parses: its timestamp has a fixed width and no ``~``, so the first ``~``
+    ends it and everything after is the source. ``date_sort`` is never
+    parsed, only ordered, and orders by time first; when names hold ``~``,
+    two readings may share a ``date_sort`` value (source ``a~b`` at ``c``, and
+    source ``a`` at ``b~c``), which an index allows. Query cursors resume from
+    the table's own key, so such readings are neither skipped nor repeated.
+
 Ingests table
     partition key ``id``. Job items carry ``kind = "ingest"`` and appear in
     the sparse ``by_start`` index (sort key ``started_sort`` =
@@ -41,6 +51,11 @@ EXPIRES_AT = "expires_at"
 
 ID_SEPARATOR = "~"
 _TS_LEN = len("20190528T105509.385334Z")
+# DynamoDB caps a sort key at 1,024 bytes, and an index's too. ``date_sort``
+# holds a timestamp, two separators, the source and the location, so each
+# name gets half of what is left: every key stays valid whatever the names.
+MAX_SORT_KEY_BYTES = 1024
+MAX_NAME_BYTES = (MAX_SORT_KEY_BYTES - _TS_LEN - 2 * len(ID_SEPARATOR)) // 2
 
 
 def timestamp_key(ts: datetime) -> str:

@@ -35,10 +35,9 @@ _MICRO = Decimal("0.000001")
 # DynamoDB stores numbers with 38 significant digits, magnitude 1e-130 to 1e125.
 _MAX_DIGITS = 38
 _MAX_LATENCY = Decimal("1e125")
-# location and source become key parts and URL path segments, so they keep to
-# characters that never need escaping in either.
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# C0 and C1 controls, surrogates (bytes that were not UTF-8), and the two
+# noncharacters that SQS cannot carry in a message body.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _problem(kind: str, message: str) -> PydanticCustomError:
@@ -97,12 +96,23 @@ def _text(value: Any) -> str:
     return text
 
 
-def _identifier(text: str) -> str:
-    if not _IDENTIFIER.fullmatch(text):
+def _name(text: str) -> str:
+    """A location or source: printable text, short enough for every key it is part of.
+
+    "Printable" is Python's ``str.isprintable``: letters, marks, digits,
+    punctuation, symbols and the ASCII space; no control, format, private-use
+    or unassigned characters, and no other kind of space. A name may hold
+    ``~``: the reading id still parses, because the timestamp before the
+    first ``~`` has a fixed width (see :mod:`chalicelib.readings.keys`).
+    """
+    if not text.isprintable():
         raise _problem(
-            "identifier",
-            "must start with a letter or digit and use only letters, digits and . _ : @ -",
+            "name",
+            "must be printable text: no control, format or unassigned characters, "
+            "and no spaces other than ' '",
         )
+    if len(text.encode()) > keys.MAX_NAME_BYTES:
+        raise _problem("name", f"is longer than {keys.MAX_NAME_BYTES} bytes in UTF-8")
     return text
 
 
@@ -122,14 +132,14 @@ def parse_latency(value: Any) -> Decimal:
     return number
 
 
-def parse_identifier(value: Any) -> str:
-    """A location or source as the API takes it in a path or query parameter."""
-    return _identifier(_text(value))
+def parse_name(value: Any) -> str:
+    """A location or source as the API takes it in a path or query parameter (decoded)."""
+    return _name(_text(value))
 
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 Text = Annotated[str, BeforeValidator(_text)]
-Identifier = Annotated[str, BeforeValidator(_text), AfterValidator(_identifier)]
+Name = Annotated[str, BeforeValidator(_text), AfterValidator(_name)]
 Latency = Annotated[Decimal, BeforeValidator(parse_latency)]
 
 
@@ -139,8 +149,8 @@ class Reading(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     timestamp: Timestamp
-    location: Identifier
-    source: Identifier
+    location: Name
+    source: Name
     local_dest: Text
     local_avg: Latency
     remote_dest: Text

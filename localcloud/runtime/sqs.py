@@ -8,8 +8,9 @@
   message, has passed. FIFO queues ignore the window, as AWS forbids one there.
 * Visibility timeout: messages stay invisible while their batch runs; nothing
   is changed on failure, so failed messages reappear when the queue's
-  visibility timeout ends, and moto redrives them to the DLQ after
-  ``maxReceiveCount`` receives (on the receive after that).
+  visibility timeout ends, or earlier if the function changed their
+  visibility (backoff, ``chalicelib.batch``), and moto redrives them to the
+  DLQ after ``maxReceiveCount`` receives (on the receive after that).
 * Results: a raise or timeout fails the whole batch; with
   ReportBatchItemFailures only the named messages fail and a malformed response
   fails the batch; every other message is deleted, in batches of 10.
@@ -134,7 +135,6 @@ class SqsPoller(Poller):
         self._region = region
         self._stats = stats
         self._slots = threading.BoundedSemaphore(max(1, source.concurrency))
-        self._visibility: int | None = None
         if source.fifo and source.window_seconds:
             log.warning(
                 "%s: AWS forbids a batching window on FIFO queue %s; ignoring it",
@@ -258,30 +258,21 @@ class SqsPoller(Poller):
         moto bug: when several in-flight messages of one group become visible
         at once, its receive skips all but the *last* (it rechecks the group's
         in-flight state message by message), so the group would come back out
-        of order. So the first failed message of each group keeps the queue's
-        visibility timeout, and the group's later ones are made visible at
-        once: they stay blocked behind the first, and all return together, in
-        order, when its timeout ends.
+        of order. So the group's later failed messages are made visible at
+        once: they stay blocked behind the first, which keeps whatever
+        visibility it has (the rest of the queue's timeout, or the backoff the
+        function gave it with ChangeMessageVisibility, as AWS would keep it),
+        and all return together, in order, when it becomes visible.
         """
-        if self._visibility is None:
-            self._visibility = int(
-                self._sqs.get_queue_attributes(
-                    QueueUrl=self.source.url, AttributeNames=["VisibilityTimeout"]
-                )["Attributes"]["VisibilityTimeout"]
-            )
         seen_groups: set[str] = set()
         entries = []
         for i, record in enumerate(held):
             group = record["attributes"].get("MessageGroupId", "")
-            timeout = 0 if group in seen_groups else self._visibility
+            if group in seen_groups:
+                entries.append(
+                    {"Id": str(i), "ReceiptHandle": record["receiptHandle"], "VisibilityTimeout": 0}
+                )
             seen_groups.add(group)
-            entries.append(
-                {
-                    "Id": str(i),
-                    "ReceiptHandle": record["receiptHandle"],
-                    "VisibilityTimeout": timeout,
-                }
-            )
         for start in range(0, len(entries), MAX_RECEIVE):
             self._sqs.change_message_visibility_batch(
                 QueueUrl=self.source.url, Entries=entries[start : start + MAX_RECEIVE]

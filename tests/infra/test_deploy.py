@@ -2,7 +2,7 @@
 
 Never the local cloud's moto: a moto that holds event-source mappings drains
 their queues without running anything. The server here lives for this test
-only, on a free port; ``chalice deploy`` (a subprocess) reaches it through
+only, on a port it binds itself (0); ``chalice deploy`` (a subprocess) reaches it through
 ``AWS_ENDPOINT_URL``. ``moto_gaps`` patches two moto shortcomings that AWS
 does not have (see ``tests/infra/motogaps.py``).
 """
@@ -10,7 +10,6 @@ does not have (see ``tests/infra/motogaps.py``).
 from __future__ import annotations
 
 import json
-import socket
 
 import boto3
 import pytest
@@ -21,24 +20,20 @@ from infra.__main__ import main
 from tests.infra.conftest import project_copy, stack_for
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def moto_endpoint(moto_gaps, monkeypatch):
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # Port 0: bound by the server itself, so no other test can take it first.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
     # moto's backends are process-wide, whichever server serves them: start clean.
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     yield endpoint
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     server.stop()
+    server._server.server_close()  # stop() leaves the listening socket open
 
 
 def run(capsys, *argv: str) -> dict:

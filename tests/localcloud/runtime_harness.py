@@ -6,7 +6,6 @@ stay self-contained; other modules import the fixture under its own name.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import urllib.request
@@ -25,21 +24,18 @@ from localcloud.runtime import EventSourceRuntime
 from localcloud.runtime import sqs as sqs_poller
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module", name="moto_endpoint")
 def _moto_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    # Port 0: the server binds a free port itself, so no other test can take
+    # it between a probe and the bind.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
+        server._server.server_close()  # stop() leaves the listening socket open
 
 
 class Cloud:

@@ -1,8 +1,10 @@
 """``make run`` smoke test: ``python -m localcloud up`` as a user runs it, stopped with Ctrl-C.
 
-It starts the real entry point in a subprocess on free ports with the demo on,
-waits (bounded) for ``/health`` and for the demo's job to end, checks that
-job through the API, sends SIGINT, and checks that the process exits 0 and releases both ports.
+It starts the real entry point in a subprocess with both ports 0 and the demo
+on, reads the ports it bound from what it prints (so no other test can take
+them between a probe and the bind), waits (bounded) for ``/health`` and for
+the demo's job to end, checks that job through the API, sends SIGINT, and
+checks that the process exits 0 and releases both ports.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,12 +26,14 @@ STARTUP_LIMIT = 45.0
 DEMO_LIMIT = 60.0
 EXIT_LIMIT = 20.0
 DEMO_FINISHED = re.compile(r"demo: ingest ([0-9a-f]+) ([A-Z_]+):")
+API_LINE = re.compile(r"API \(Chalice local\): http://127\.0\.0\.1:(\d+)")
+AWS_LINE = re.compile(r"AWS \(moto\): +http://127\.0\.0\.1:(\d+)")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def bound_ports(text: str) -> tuple[int, int] | None:
+    """The (AWS, API) ports ``up`` printed once it was ready, if it has."""
+    aws, api = AWS_LINE.search(text), API_LINE.search(text)
+    return (int(aws.group(1)), int(api.group(1))) if aws and api else None
 
 
 def get(port: int, path: str) -> tuple[int, dict]:
@@ -58,11 +61,10 @@ def wait_for(condition, limit: float, what: str, process: subprocess.Popen):
 
 
 def test_make_run_serves_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
-    aws_port, api_port = free_port(), free_port()
     env = {
         **os.environ,
-        "EVENTFLOW_AWS_PORT": str(aws_port),
-        "EVENTFLOW_API_PORT": str(api_port),
+        "EVENTFLOW_AWS_PORT": "0",
+        "EVENTFLOW_API_PORT": "0",
         "EVENTFLOW_DEMO": "1",
         "PYTHONUNBUFFERED": "1",
     }
@@ -78,6 +80,10 @@ def test_make_run_serves_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
+        aws_port, api_port = wait_for(
+            lambda: bound_ports(log.read_text()), STARTUP_LIMIT, "the printed ports", process
+        )
+        assert 0 not in (aws_port, api_port)
         wait_for(lambda: get(api_port, "/health")[0] == 200, STARTUP_LIMIT, "/health", process)
 
         # The demo prints the job's id and state once the job is over.

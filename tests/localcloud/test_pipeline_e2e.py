@@ -1,8 +1,8 @@
 """The readings pipeline end to end on a real local cloud (moto server, runtime, HTTP API).
 
-Each test runs its own cloud on ephemeral ports. The queue that a test wants
-to see retried gets a 5-second visibility timeout, so five receives take
-seconds, not the stage's production-sized half hour.
+Each test runs its own cloud on ephemeral ports, with the stage's own
+settings: a message that a handler fails comes back on the handler's backoff
+(``chalicelib.batch``), not after the queue's visibility timeout.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.batch import RetryPolicy
 from chalicelib.readings import chunks, handlers
 from chalicelib.readings.jobs import DONE_STATES, FINAL_STATES, job_id
-from localcloud.cloud import LocalCloud, default_runtime
+from chalicelib.services import Services
+from localcloud.cloud import LocalCloud
 from sample_data.generate import write_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,22 +79,6 @@ def test_an_uploaded_csv_can_be_queried_through_the_http_api(cloud):
     assert status == 200 and len(page["items"]) == 20
 
 
-# Long enough that a batch is always finished before its messages reappear
-# (else SQS redelivers them too, as it would in AWS), short enough for five
-# receives to take well under a minute.
-TEST_VISIBILITY_SECONDS = "5"
-
-
-def _fast_retry_runtime(app, stage_config, stack, outputs, clients):
-    # Lowered before the pollers start: a receive already waiting inside moto
-    # keeps the visibility timeout the queue had when it began.
-    clients.sqs.set_queue_attributes(
-        QueueUrl=outputs.queues["ingest"]["url"],
-        Attributes={"VisibilityTimeout": TEST_VISIBILITY_SECONDS},
-    )
-    return default_runtime(app, stage_config, stack, outputs, clients)
-
-
 def test_a_poison_chunk_reaches_the_dlq_after_five_receives_and_only_it_is_redelivered(
     monkeypatch,
 ):
@@ -107,7 +93,14 @@ def test_a_poison_chunk_reaches_the_dlq_after_five_receives_and_only_it_is_redel
         return real_write(body, services)
 
     monkeypatch.setattr(handlers.writer, "write_chunk", write_failing_chunk_1)
-    with LocalCloud(aws_port=0, api_port=0, runtime_factory=_fast_retry_runtime) as cloud:
+    # The ingest queue keeps its production visibility timeout (six times the
+    # writer's), which no batch outlives however slow the machine: so chunks 0
+    # and 2 are delivered once. Chunk 1 comes back on the writer's backoff, not
+    # after the visibility timeout; capped at 2 s here so that five receives
+    # take seconds (the stage's schedule, 2 s doubling, would take a minute).
+    fast = RetryPolicy(base_seconds=1, cap_seconds=2)
+    monkeypatch.setattr(Services, "sqs_retry", property(lambda self: fast))
+    with LocalCloud(aws_port=0, api_port=0) as cloud:
         ingest_id = upload(cloud, "incoming/e2e/poison.csv", _rows(2500))
         sqs, dlq_url = cloud.clients.sqs, cloud.outputs.queues["ingest-dlq"]["url"]
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from chalice import Chalice
 
+from chalicelib.batch import RetryPolicy, sqs_batch
 from infra.declaration import EventSourceSettings, Queue
 from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
@@ -235,9 +236,14 @@ def test_fifo_keeps_group_order_and_does_not_block_other_groups(cloud: Cloud):
     overlaps: list[str] = []
     attempts: dict[str, int] = {}
 
+    batch_sizes: list[int] = []
+
     @app.on_sqs_message(queue="jobs.fifo", batch_size=1)
     def consume(event):
-        (record,) = event.to_dict()["Records"]
+        # Observations only: asserting here would fail on the runtime's thread.
+        records = event.to_dict()["Records"]
+        batch_sizes.append(len(records))
+        record = records[0]
         body, group = record["body"], record["attributes"]["MessageGroupId"]
         with lock:
             if group in active:
@@ -253,6 +259,7 @@ def test_fifo_keeps_group_order_and_does_not_block_other_groups(cloud: Cloud):
 
     runtime = cloud.run(app, stack, outputs)
     assert runtime.wait_until_idle(20)
+    assert set(batch_sizes) == {1}
     assert not overlaps
     assert [b for b in done if b[0] == "a"] == ["a1", "a2", "a3"]
     assert [b for b in done if b[0] == "b"] == ["b1", "b2"]
@@ -442,4 +449,73 @@ def test_filter_criteria_drop_and_delete_unmatched_messages(cloud: Cloud):
     runtime = cloud.run(app, stack, outputs)
     assert runtime.wait_until_idle(20)
     assert seen.bodies() == ['{"kind": "keep", "n": 1}']
+    assert cloud.depth(url) == (0, 0)
+
+
+def _flaky_consumer(app: Chalice, queue: str, sqs: Any, seen: Recorder, fails: dict[str, int]):
+    """A consumer that backs off (chalicelib.batch); ``fails[body]`` receives fail."""
+    policy = RetryPolicy(base_seconds=1)
+
+    @app.on_sqs_message(queue=queue, batch_size=10)
+    def consume(event):
+        seen.add(event.to_dict()["Records"])
+
+        def handle(record):
+            if int(record["attributes"]["ApproximateReceiveCount"]) <= fails.get(record.body, 0):
+                raise RuntimeError(f"{record.body} fails this time")
+
+        return sqs_batch(event.to_dict(), event.context, handle, retry=policy, sqs=sqs)
+
+    return consume
+
+
+def _receive_counts(seen: Recorder, body: str) -> list[str]:
+    with seen.lock:
+        calls = list(seen.calls)
+    return [
+        r["attributes"]["ApproximateReceiveCount"] for c in calls for r in c if r["body"] == body
+    ]
+
+
+def test_failed_messages_come_back_on_the_functions_backoff_not_the_visibility_timeout(
+    cloud: Cloud,
+):
+    """AWS: a function may change the visibility of the messages it reports as
+    failed (ChangeMessageVisibility) before it returns; each comes back when
+    its new timeout ends, not the queue's, and the runtime leaves it so."""
+    stack, outputs, url, _ = _one_queue(cloud, visibility=60)
+    cloud.send(url, ["flaky", "fine"])
+    app, seen = Chalice("t"), Recorder()
+    _flaky_consumer(app, "jobs", cloud.clients("sqs"), seen, {"flaky": 2})
+
+    runtime = cloud.run(app, stack, outputs)
+    # Three receives within 30 s: without backoff the second could come only
+    # after the queue's 60 s visibility timeout. (Backoff: about 1 s, then 2 s.)
+    assert wait_for(lambda: len(_receive_counts(seen, "flaky")) == 3, timeout=30)
+    assert runtime.wait_until_idle(20)
+    assert _receive_counts(seen, "flaky") == ["1", "2", "3"]
+    assert _receive_counts(seen, "fine") == ["1"]
+    assert cloud.depth(url) == (0, 0)
+
+
+def test_a_backed_off_fifo_group_comes_back_together_and_in_order(cloud: Cloud):
+    """AWS (FIFO): the function backs off a failed message and the later
+    messages of its group that failed with it; the group stays blocked until
+    they are visible again, then comes back in order; other groups go on."""
+    stack, outputs, url, _ = _one_queue(cloud, name="jobs.fifo", visibility=60)
+    cloud.send(
+        url,
+        ["a1", "a2", "a3", "b1"],
+        MessageGroupId=lambda b: b[0],
+        MessageDeduplicationId=lambda b: b,
+    )
+    app, seen = Chalice("t"), Recorder()
+    _flaky_consumer(app, "jobs.fifo", cloud.clients("sqs"), seen, {"a1": 1})
+
+    runtime = cloud.run(app, stack, outputs)
+    assert wait_for(lambda: len(_receive_counts(seen, "a3")) == 2, timeout=30)
+    assert runtime.wait_until_idle(20)
+    group_a = [r["body"] for call in seen.calls for r in call if r["body"][0] == "a"]
+    assert group_a == ["a1", "a2", "a3", "a1", "a2", "a3"]
+    assert _receive_counts(seen, "b1") == ["1"]
     assert cloud.depth(url) == (0, 0)

@@ -3,31 +3,91 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-import ops.upload
-from chalicelib.readings.jobs import job_id
+from chalicelib.clock import Clock
+from chalicelib.readings import handlers
+from chalicelib.readings.jobs import IngestJobs, job_id
+from chalicelib.services import Services
 from ops.__main__ import main
 from ops.upload import JobTimeout, follow_job, upload_file
+from tests.readings.pipeline import drain
+
+CLEAN = Path(__file__).resolve().parents[2] / "sample_data" / "readings_clean.csv"
 
 
-class ScriptedJobs:
-    """Answers ``get`` with one state after another, like a job that makes progress."""
+def wait_for(condition, limit: float = 30.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())
 
-    def __init__(self, *states: str | None):
-        self._states = list(states)
+
+class WatchedJobs(IngestJobs):
+    """The real job store on moto, noting each state ``get`` saw, so a test can wait for one."""
+
+    def __init__(self, target):
+        super().__init__(target.clients.dynamodb, target.stack.settings.ingests_table, Clock())
+        self.seen: list[str | None] = []
+        self.changed = threading.Condition()
 
     def get(self, ingest_id):
-        state = self._states.pop(0) if len(self._states) > 1 else self._states[0]
-        if state is None:
-            return None
-        return {"ingest_id": ingest_id, "state": state, "rows_accepted": 10, "rows_written": 4}
+        job = super().get(ingest_id)
+        with self.changed:
+            self.seen.append(job["state"] if job else None)
+            self.changed.notify_all()
+        return job
+
+    def wait_until_seen(self, state: str | None, limit: float = 30.0) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: state in self.seen, limit), self.seen
+
+
+def _services(target) -> Services:
+    return Services(target.stack.settings, clients=target.clients, clock=Clock())
+
+
+def _ingest(target) -> None:
+    """What the ingest handler does with S3's notification (moto's carries no version id)."""
+    drain(_services(target), target.outputs, "s3-events", handlers.ingest_from_queue)
+
+
+def _write(target) -> None:
+    drain(_services(target), target.outputs, "ingest", handlers.write_readings)
 
 
 def _console():
     return Console(file=io.StringIO(), width=120)
+
+
+def _in_background(function, *args, **kwargs):
+    """Run ``function`` on a thread; the returned callable joins it and returns its result."""
+    result: dict = {}
+
+    def run():
+        try:
+            result["value"] = function(*args, **kwargs)
+        except BaseException as error:  # handed to the test thread
+            result["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join(limit: float = 60.0):
+        thread.join(limit)
+        assert not thread.is_alive(), "still running"
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+
+    return join
 
 
 def test_the_ingest_id_is_the_one_the_handler_derives_from_the_object_version(target, tmp_path):
@@ -50,37 +110,62 @@ def test_the_ingest_id_is_the_one_the_handler_derives_from_the_object_version(ta
     )
 
 
-def test_following_a_job_waits_for_it_to_appear_and_to_finish():
-    jobs = ScriptedJobs(None, "RUNNING", "RUNNING", "COMPLETED_WITH_REJECTS")
-    job = follow_job(jobs, ["abc"], _console(), poll_interval=0)
-    assert job["state"] == "COMPLETED_WITH_REJECTS"
+def test_following_a_job_waits_for_it_to_appear_and_to_finish(target):
+    bucket = target.stack.bucket("uploads").name
+    upload = upload_file(target.clients.s3, bucket, CLEAN)
+    jobs = WatchedJobs(target)
+    follow = _in_background(follow_job, jobs, upload.ingest_ids, _console(), poll_interval=0.01)
+
+    jobs.wait_until_seen(None)  # the handler has not run: no job yet
+    _ingest(target)
+    jobs.wait_until_seen("RUNNING")  # parsed, nothing written yet
+    _write(target)
+
+    job = follow()
+    assert (job["state"], job["rows_written"]) == ("COMPLETED", 20)
 
 
-def test_following_takes_whichever_candidate_id_the_handler_used():
-    class OnlySecond:
-        def get(self, ingest_id):
-            if ingest_id != "by-etag":
-                return None
-            return {"ingest_id": ingest_id, "state": "COMPLETED", "rows_accepted": 1}
+def test_following_takes_whichever_candidate_id_the_handler_used(target):
+    bucket = target.stack.bucket("uploads").name
+    upload = upload_file(target.clients.s3, bucket, CLEAN)
+    _ingest(target)
+    _write(target)
+    # The version id comes first, but moto's event has none: the job is the ETag's.
+    by_version, by_etag = upload.ingest_ids
+    job = follow_job(WatchedJobs(target), [by_version, by_etag], _console(), poll_interval=0)
+    assert job["ingest_id"] == by_etag and job["state"] == "COMPLETED"
 
-    job = follow_job(OnlySecond(), ["by-version", "by-etag"], _console(), poll_interval=0)
-    assert job["ingest_id"] == "by-etag"
 
-
-def test_following_stops_when_asked_and_times_out_when_the_job_hangs():
-    assert (
-        follow_job(ScriptedJobs("RUNNING"), ["abc"], _console(), should_stop=lambda: True) is None
-    )
+def test_following_stops_when_asked_and_times_out_when_the_job_hangs(target):
+    bucket = target.stack.bucket("uploads").name
+    upload = upload_file(target.clients.s3, bucket, CLEAN)
+    _ingest(target)  # RUNNING: its chunks wait for a writer that never comes
+    jobs = WatchedJobs(target)
+    stopped = follow_job(jobs, upload.ingest_ids, _console(), should_stop=lambda: True)
+    assert stopped is None and "RUNNING" in jobs.seen
     with pytest.raises(JobTimeout):
-        follow_job(ScriptedJobs("RUNNING"), ["abc"], _console(), timeout=0, poll_interval=0)
+        follow_job(jobs, upload.ingest_ids, _console(), timeout=0, poll_interval=0)
 
 
-@pytest.mark.parametrize(("state", "code"), [("FAILED", 1), ("COMPLETED", 0)])
-def test_upload_exits_non_zero_only_when_the_job_failed(target, tmp_path, monkeypatch, state, code):
+@pytest.mark.parametrize(
+    ("content", "state", "code"),
+    [(b"\x00\x01 not a csv", "FAILED", 1), (CLEAN.read_bytes(), "COMPLETED", 0)],
+    ids=["failed", "completed"],
+)
+def test_upload_exits_non_zero_only_when_the_job_failed(target, tmp_path, content, state, code):
     path = tmp_path / "a.csv"
-    path.write_text("x\n")
-    monkeypatch.setattr(ops.upload, "IngestJobs", lambda *args: ScriptedJobs(state))
-    assert main(["upload", str(path)], console=_console()) == code
+    path.write_bytes(content)
+    console = _console()
+    exit_code = _in_background(main, ["upload", str(path), "--timeout", "60"], console=console)
+
+    # Once the CLI has uploaded (S3 has notified the queue), it waits for the
+    # job while the handlers run, as Lambda would run them.
+    assert wait_for(lambda: "uploaded s3://" in console.file.getvalue())
+    _ingest(target)
+    _write(target)
+
+    assert exit_code() == code
+    assert f"{state}:" in console.file.getvalue()
 
 
 def test_upload_refuses_a_key_outside_the_uploads_prefix(target, tmp_path):

@@ -50,10 +50,9 @@ def deliver(services, url, count):
         ).get("Messages", [])
         assert got, f"expected {count} messages, got {len(messages)}"
         messages += got
-    records = [
-        lambda_record(m, "arn:aws:sqs:us-east-1:123456789012:intake.fifo", "us-east-1")
-        for m in messages
-    ]
+    # The declared queue's ARN, as Lambda sends it: backoff changes visibility there.
+    arn = f"arn:aws:sqs:us-east-1:123456789012:{services.settings.order_intake_queue}"
+    records = [lambda_record(m, arn, "us-east-1") for m in messages]
     response = handlers.intake_orders({"Records": records}, None, services)
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     for message in messages:

@@ -109,6 +109,22 @@ class Recorder:
     installed: bool = False
     # The handler running right now, for calls from threads it started.
     running: list[str] = field(default_factory=list)
+    # Open :meth:`capturing` blocks, each collecting the calls recorded in it.
+    captures: list[set[Call]] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[set[Call]]:
+        """The calls recorded while the block runs.
+
+        The session's record is a set: a call an earlier test made already is
+        not new there, so a test that asserts what its own code called uses this.
+        """
+        captured: set[Call] = set()
+        self.captures.append(captured)
+        try:
+            yield captured
+        finally:
+            self.captures.remove(captured)
 
     @contextlib.contextmanager
     def acting_as(self, function: str) -> Iterator[None]:
@@ -136,7 +152,10 @@ class Recorder:
         stage = os.environ.get("EVENTFLOW_STAGE", "local")
         service = model.service_model.signing_name or model.service_model.service_name
         for action, resource in iam_requests(service, model.name, params, region):
-            self.calls.add(Call(stage, function, action, resource, region))
+            call = Call(stage, function, action, resource, region)
+            self.calls.add(call)
+            for captured in self.captures:
+                captured.add(call)
 
     def install(self) -> None:
         """Hook every botocore client created from now on (idempotent)."""

@@ -18,20 +18,22 @@ def receive(sqs: Any, url: str, max_messages: int = 10) -> list[dict[str, Any]]:
     ).get("Messages", [])
 
 
-def to_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-            }
-            for m in messages
-        ]
-    }
+def to_event(messages: list[dict[str, Any]], arn: str | None = None) -> dict[str, Any]:
+    """Lambda's SQS event; with the queue's ARN, as Lambda sends it (backoff needs it)."""
+    records = []
+    for m in messages:
+        record = {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+        }
+        if arn:
+            record["eventSourceARN"] = arn
+        records.append(record)
+    return {"Records": records}
 
 
 def drain(services, outputs, queue_key: str, handler, rounds: int = 100) -> list[dict]:
@@ -43,7 +45,7 @@ def drain(services, outputs, queue_key: str, handler, rounds: int = 100) -> list
         messages = receive(sqs, url)
         if not messages:
             break
-        response = handler(to_event(messages), None, services)
+        response = handler(to_event(messages, outputs.queues[queue_key]["arn"]), None, services)
         responses.append(response)
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         if failed:

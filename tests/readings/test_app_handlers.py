@@ -44,7 +44,8 @@ def test_both_triggers_run_the_same_ingest_through_app_py(monkeypatch, services,
             client.lambda_.invoke("ingest_from_s3", events.s3_event(record))
         else:
             response = client.lambda_.invoke(
-                "ingest_from_queue", events.sqs_event(events.s3_notification_body(record))
+                "ingest_from_queue",
+                events.sqs_event(events.s3_notification_body(record), queue=events.S3_EVENTS_QUEUE),
             )
             assert response.payload == {"batchItemFailures": []}
         write_all(client, services, outputs)

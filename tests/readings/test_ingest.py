@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from tests import events
 from tests.readings.pipeline import drain, ingest_bytes, receive, run, upload
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
-SEED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "seed-sample-data"
+PROJECT = Path(__file__).resolve().parents[2]
+SEED_IN_SHARED = Path("shared") / "reference" / "seed-sample-data"
 HEADER = "timestamp,location,source,local_dest,local_avg,remote_dest,remote_avg\n"
 
 
@@ -53,7 +56,36 @@ def test_the_bad_sample_rejects_one_row_per_class_with_line_column_and_reason(se
     assert by_line[12]["row"].endswith(",surplus")
 
 
-@pytest.mark.skipif(not SEED.is_dir(), reason="the seed reference files live in ../shared")
+def seed_dir() -> Path:
+    """The seed system's sample files: ``../shared/reference`` beside the repository.
+
+    ``EVENTFLOW_SEED_DIR`` names them explicitly. Otherwise they are looked for
+    beside this checkout and, for a git worktree, beside the main checkout. A
+    CI run without them must fail, not pass with these tests skipped.
+    """
+    if os.environ.get("EVENTFLOW_SEED_DIR"):
+        candidates = [Path(os.environ["EVENTFLOW_SEED_DIR"])]
+    else:
+        candidates = [PROJECT.parent / SEED_IN_SHARED]
+        common = subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if common.returncode == 0:
+            candidates.append(Path(common.stdout.strip()).parent.parent / SEED_IN_SHARED)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    pytest.fail(
+        "the seed sample files are missing (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + "); set EVENTFLOW_SEED_DIR to their directory"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "accepted", "rejected"),
     [("data.csv", 20, 0), ("data_bad_msg.csv", 0, 1), ("data_good_msg.csv", 1, 0)],
@@ -61,7 +93,8 @@ def test_the_bad_sample_rejects_one_row_per_class_with_line_column_and_reason(se
 def test_the_seed_systems_files_ingest_as_the_original_did(
     services, outputs, name, accepted, rejected
 ):
-    job = ingest_bytes(services, outputs, (SEED / name).read_bytes(), key=f"incoming/seed/{name}")
+    seed = seed_dir()
+    job = ingest_bytes(services, outputs, (seed / name).read_bytes(), key=f"incoming/seed/{name}")
     assert (job["rows_accepted"], job["rows_rejected"], job["rows_written"]) == (
         accepted,
         rejected,
@@ -161,6 +194,7 @@ def test_the_queue_trigger_skips_test_events_and_non_csv_keys(services, outputs)
             json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": bucket}),
             events.s3_notification_body(events.s3_record(bucket, "incoming/notes.txt", "e1")),
             events.s3_notification_body(events.s3_record(bucket, "rejects/x.csv", "e2")),
+            queue=events.S3_EVENTS_QUEUE,
         ),
         None,
         services,
@@ -189,7 +223,7 @@ def test_every_record_of_an_s3_event_is_ingested_with_its_key_url_decoded(servic
 
 def test_a_malformed_notification_is_reported_failed_so_it_reaches_the_dlq(services, outputs):
     good = events.s3_notification_body()
-    event = events.sqs_event("not json", good)
+    event = events.sqs_event("not json", good, queue=events.S3_EVENTS_QUEUE)
     response = handlers.ingest_from_queue(event, None, services)
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 

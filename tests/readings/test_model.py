@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from chalicelib.readings import keys
 from chalicelib.readings.model import CSV_COLUMNS, Reading
 from chalicelib.validation import problems
+from tests.readings.names import NAMES
 
 GOOD = dict(
     zip(
@@ -54,9 +55,13 @@ def test_iso_8601_is_accepted_and_normalised_to_utc(text):
         ("location", "", "is empty"),
         ("location", "   ", "is empty"),
         ("location", "x" * 129, "is longer than 128 characters"),
-        ("location", "lab 1/east", "must start with a letter or digit"),
-        ("source", "-wired", "must start with a letter or digit"),
+        ("location", "lab\u200b1", "must be printable text"),  # zero-width space
+        ("source", "wired\u00a0a", "must be printable text"),  # no-break space
+        ("source", "wired\tb", "contains control characters"),
+        ("location", "\U0001f600" * 125, "is longer than 499 bytes in UTF-8"),
         ("local_dest", "router\x00", "contains control characters"),
+        ("local_dest", "rou\x85ter", "contains control characters"),  # a C1 control
+        ("remote_dest", "probe\uffff", "contains control characters"),  # SQS cannot carry it
         ("remote_dest", "probe\udcff", "contains control characters or bytes that are not UTF-8"),
         ("local_avg", "not_a_number", "must be a number of milliseconds"),
         ("local_avg", "-0.5", "must not be negative"),
@@ -88,9 +93,28 @@ def test_json_floats_never_reach_the_model_as_float():
         Reading.model_validate({**GOOD, "local_avg": 4.39})
 
 
+@pytest.mark.parametrize(
+    "name", ["Lab 3, floor 2", "Zürich/north", "a~b", "東京 3F", "🙂 sensor", "x" * 128, "%41"]
+)
+def test_real_world_names_are_accepted_as_they_are(name):
+    reading = Reading.model_validate({**GOOD, "location": name, "source": name})
+    assert (reading.location, reading.source) == (name, name)
+    assert keys.split_reading_id(reading.reading_id) == (reading.timestamp, name)
+
+
+@given(location=NAMES, source=NAMES)
+def test_every_key_of_an_accepted_name_fits_dynamodbs_limits(location, source):
+    reading = Reading.model_validate({**GOOD, "location": location, "source": source})
+    rid = reading.reading_id
+    assert len(reading.location.encode()) <= 2048  # partition key
+    assert len(rid.encode()) <= keys.MAX_SORT_KEY_BYTES
+    assert len(keys.date_sort(reading.location, rid).encode()) <= keys.MAX_SORT_KEY_BYTES
+    assert keys.split_reading_id(rid) == (reading.timestamp, reading.source)
+
+
 @given(
     epoch=st.decimals(min_value=0, max_value=253402300799, places=6, allow_nan=False),
-    source=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,20}", fullmatch=True),
+    source=NAMES,
 )
 def test_canonical_row_round_trips_to_the_same_reading(epoch, source):
     reading = Reading.model_validate({**GOOD, "timestamp": str(epoch), "source": source})
