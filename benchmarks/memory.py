@@ -50,7 +50,7 @@ def child(key: str, etag: str) -> int:
     traced = os.environ.get("EVENTFLOW_TRACEMALLOC") != "0"
     if traced:
         tracemalloc.start()
-    job = ingest_object(ref, services)
+    job = ingest_object(ref, services, owner="benchmark")
     peak = tracemalloc.get_traced_memory()[1] if traced else 0
     print(
         json.dumps(

@@ -20,6 +20,10 @@ INGEST_TRIGGERS = ("sqs", "s3")
 # rejects reports that ingest writes back into the same bucket never re-trigger it.
 UPLOADS_PREFIX = "incoming/"
 REJECTS_PREFIX = "rejects/"
+# The operator's redrive (ops/redrive.py) marks each message it moves back with
+# this message attribute (the DLQ's name), so a consumer knows the message may
+# have been partly processed long ago.
+REDRIVE_ATTRIBUTE = "eventflow-redriven-from"
 
 # A failed SQS message comes back after about 2 s, then 4 s, 8 s ... at most
 # its queue's visibility timeout (chalicelib.batch.RetryPolicy). Shipped with

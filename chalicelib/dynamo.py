@@ -12,6 +12,7 @@ from chalicelib.clock import Backoff
 from chalicelib.errors import UnprocessedItemsError
 
 BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -83,3 +84,43 @@ def _write_batch(client: Any, table: str, items: list[dict[str, Any]], backoff: 
     raise UnprocessedItemsError(
         f"{left} item(s) still unprocessed after {backoff.attempts} BatchWriteItem attempts"
     )
+
+
+def batch_get(
+    client: Any,
+    table: str,
+    keys: list[dict[str, Any]],
+    attributes: tuple[str, ...],
+    backoff: Backoff,
+) -> list[dict[str, Any]]:
+    """The items that exist among ``keys`` (strongly consistent), with ``attributes`` only.
+
+    100 keys per BatchGetItem; UnprocessedKeys are retried with backoff, and
+    :class:`UnprocessedItemsError` is raised when some are still left after
+    the last attempt.
+    """
+    names = {f"#a{i}": name for i, name in enumerate(attributes)}
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        request = {
+            table: {
+                "Keys": keys[start : start + BATCH_GET_LIMIT],
+                "ConsistentRead": True,
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
+            }
+        }
+        for attempt in range(1, backoff.attempts + 1):
+            response = client.batch_get_item(RequestItems=request)
+            found.extend(response.get("Responses", {}).get(table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            if attempt < backoff.attempts:
+                backoff.wait(attempt)
+        else:
+            left = sum(len(v["Keys"]) for v in request.values())
+            raise UnprocessedItemsError(
+                f"{left} key(s) still unprocessed after {backoff.attempts} BatchGetItem attempts"
+            )
+    return found

@@ -64,16 +64,8 @@ def derive(stack: Stack) -> tuple[Alarm, ...]:
             comparison="GreaterThanThreshold",
         )
 
-    # Queues that collect what Lambda gave up on are dead letters themselves:
-    # nothing consumes them, so any message in one needs a person.
-    destinations = {s.on_failure_queue_key for s in stack.event_sources if s.on_failure_queue_key}
     for queue in stack.queues:
-        # Every DLQ, a destination's too: an operator's repeated peeks (each a
-        # receive) can move a destination's messages on into its DLQ.
         not_empty(f"{queue.dlq_key}-not-empty", queue.dlq_name, "dlq-not-empty")
-        if queue.key in destinations:
-            not_empty(f"{queue.key}-not-empty", queue.name, "on-failure-queue")
-            continue
         add(
             f"{queue.key}-oldest-message-age",
             description=(
@@ -89,6 +81,9 @@ def derive(stack: Stack) -> tuple[Alarm, ...]:
             threshold=queue_age_threshold(queue),
             comparison="GreaterThanThreshold",
         )
+    for failures in stack.failure_queues:
+        # Nothing consumes it: one message is something Lambda gave up on.
+        not_empty(f"{failures.key}-not-empty", failures.name, f"{failures.key}-not-empty")
     for function in stack.functions:
         for metric in ("Errors", "Throttles"):
             add(
@@ -168,8 +163,9 @@ def dashboard(stack: Stack) -> Dashboard:
         widget(
             "DLQ depth",
             [
-                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q.dlq_name]
-                for q in stack.queues
+                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", name]
+                for name in [q.dlq_name for q in stack.queues]
+                + [q.name for q in stack.failure_queues]
             ],
             "Maximum",
             0,

@@ -11,7 +11,13 @@ this template is deep-merged into that output and adds:
   (lists are replaced whole by the merge, which is what we want here);
 * the event-source settings Chalice cannot express: ``FunctionResponseTypes``,
   ``FilterCriteria`` and, on streams, bisect, retry bounds and the on-failure
-  destination. The queue or stream is overridden with an ``Fn::Sub`` of the
+  destination;
+* for a function invoked asynchronously, an ``AWS::Lambda::EventInvokeConfig``
+  (retries and the on-failure queue). Only stages whose ingest trigger is
+  ``s3`` declare one, and ``chalice package`` cannot render those stages as
+  CloudFormation (it refuses ``on_s3_event``); the resource is rendered
+  anyway, so the merge template stays complete, and a test lints it inside
+  a packaged template. The queue or stream is overridden with an ``Fn::Sub`` of the
   declared resource, the same intrinsic key Chalice uses, because merging an
   ``Fn::GetAtt`` onto Chalice's ``Fn::Sub`` would leave two intrinsic keys in
   one dict (cfn-lint E3017), and so that the mapping depends on the resource.
@@ -31,10 +37,12 @@ from chalice.utils import to_cfn_resource_name
 from infra import arns, iam
 from infra.declaration import (
     Alarm,
+    AsyncInvokeSettings,
     Bucket,
     Dashboard,
     EmailIdentity,
     EventSourceSettings,
+    FailureQueue,
     Queue,
     Stack,
     Subscription,
@@ -72,6 +80,14 @@ def event_id(function: str, kind: str) -> str:
 
 def queue_id(queue: Queue) -> str:
     return f"{camel(queue.key)}Queue"
+
+
+def failure_queue_id(queue: FailureQueue) -> str:
+    return f"{camel(queue.key)}Queue"
+
+
+def event_invoke_config_id(function: str) -> str:
+    return f"{function_id(function)}EventInvokeConfig"
 
 
 def dlq_id(queue: Queue) -> str:
@@ -131,6 +147,40 @@ def _queue(queue: Queue, stack: Stack) -> Template:
         },
     }
     return {dlq_id(queue): dlq, queue_id(queue): source}
+
+
+def _failure_queue(queue: FailureQueue, stack: Stack) -> Template:
+    return {
+        failure_queue_id(queue): {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": queue.name,
+                "MessageRetentionPeriod": queue.retention_seconds,
+                "SqsManagedSseEnabled": True,
+            },
+        }
+    }
+
+
+def event_invoke_config(stack: Stack, settings: AsyncInvokeSettings) -> Template:
+    """Retries and the on-failure queue of one asynchronously invoked function."""
+    target = stack.failure_queue(settings.on_failure_queue_key)
+    properties: dict[str, Any] = {
+        "FunctionName": {"Ref": function_id(settings.function)},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": settings.maximum_retry_attempts,
+        "DestinationConfig": {
+            "OnFailure": {"Destination": {"Fn::GetAtt": [failure_queue_id(target), "Arn"]}}
+        },
+    }
+    if settings.maximum_event_age_seconds is not None:
+        properties["MaximumEventAgeInSeconds"] = settings.maximum_event_age_seconds
+    return {
+        event_invoke_config_id(settings.function): {
+            "Type": "AWS::Lambda::EventInvokeConfig",
+            "Properties": properties,
+        }
+    }
 
 
 # CreateTable and AWS::DynamoDB::Table share these shapes; the provisioner uses them too.
@@ -415,6 +465,7 @@ def _dashboard(dashboard: Dashboard, stack: Stack) -> Template:
 
 RENDERERS: dict[type, Callable[[Any, Stack], Template]] = {
     Queue: _queue,
+    FailureQueue: _failure_queue,
     Table: _table,
     Bucket: _bucket,
     Topic: _topic,
@@ -454,9 +505,12 @@ def event_properties(stack: Stack, source: EventSourceSettings) -> tuple[str, di
     properties["Stream"] = sub(f"${{{table_id(table)}.StreamArn}}")
     properties.update(source.stream_retry_settings())
     if source.on_failure_queue_key:
-        target = stack.queue(source.on_failure_queue_key)
+        target = stack.failure_queue(source.on_failure_queue_key)
         properties["DestinationConfig"] = {
-            "OnFailure": {"Type": "SQS", "Destination": sub(f"${{{queue_id(target)}.Arn}}")}
+            "OnFailure": {
+                "Type": "SQS",
+                "Destination": sub(f"${{{failure_queue_id(target)}.Arn}}"),
+            }
         }
     return event_id(source.function, "dynamodb"), properties
 
@@ -494,6 +548,9 @@ def _function_patches(stack: Stack) -> Template:
         if events:
             properties["Events"] = events
         resources[function_id(function.name)] = {"Properties": properties}
+        asynchronous = stack.async_invoke(function.name)
+        if asynchronous is not None:
+            resources.update(event_invoke_config(stack, asynchronous))
         resources[role_id(function.name)] = {
             "Properties": {
                 "Policies": [
@@ -512,6 +569,8 @@ def _outputs(stack: Stack) -> Template:
     for queue in stack.queues:
         outputs[f"{queue_id(queue)}Url"] = {"Value": {"Ref": queue_id(queue)}}
         outputs[f"{dlq_id(queue)}Url"] = {"Value": {"Ref": dlq_id(queue)}}
+    for failures in stack.failure_queues:
+        outputs[f"{failure_queue_id(failures)}Url"] = {"Value": {"Ref": failure_queue_id(failures)}}
     for table in stack.tables:
         outputs[f"{table_id(table)}Name"] = {"Value": {"Ref": table_id(table)}}
     for bucket in stack.buckets:

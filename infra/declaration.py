@@ -7,7 +7,9 @@ tested on its own.
 
 Settings that Chalice's decorators cannot express (ReportBatchItemFailures,
 filter criteria, bisect, retry bounds, on-failure destinations) are declared
-here as :class:`EventSourceSettings`, next to the resources they attach to.
+here as :class:`EventSourceSettings`, next to the resources they attach to;
+so are the retries and on-failure destination of functions that S3 or SNS
+invoke asynchronously (:class:`AsyncInvokeSettings`).
 """
 
 from __future__ import annotations
@@ -110,6 +112,21 @@ class Queue:
     @property
     def dlq_name(self) -> str:
         return dlq_name(self.name)
+
+
+@dataclass(frozen=True)
+class FailureQueue:
+    """Where Lambda sends what it gave up on: the events of asynchronous invocations,
+    or the description of a stream batch (an on-failure destination).
+
+    It has no consumer, so no DLQ of its own: it is the dead-letter store. It
+    keeps messages as long as SQS allows, and an alarm fires as soon as it
+    holds one (``infra.alarms``).
+    """
+
+    key: str
+    name: str
+    retention_seconds: int = DLQ_RETENTION_SECONDS
 
 
 @dataclass(frozen=True)
@@ -258,6 +275,19 @@ class EventSourceSettings:
 
 
 @dataclass(frozen=True)
+class AsyncInvokeSettings:
+    """How Lambda retries a function's asynchronous invocations (S3, SNS), and where
+    the events it gives up on go: a :class:`FailureQueue`, as Lambda's on-failure
+    destination record (the event, the error, the attempts)."""
+
+    function: str
+    on_failure_queue_key: str
+    # Lambda's default, written down so every renderer sets the same value.
+    maximum_retry_attempts: int = 2
+    maximum_event_age_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Stack:
     stage: str
     settings: Settings
@@ -271,12 +301,15 @@ class Stack:
     functions: tuple[Function, ...] = ()
     alarms: tuple[Alarm, ...] = ()
     dashboards: tuple[Dashboard, ...] = ()
+    failure_queues: tuple[FailureQueue, ...] = ()
+    async_invokes: tuple[AsyncInvokeSettings, ...] = ()
 
     @property
     def resources(self) -> tuple[object, ...]:
         """Every declared resource, in an order that creates dependencies first."""
         return (
             *self.queues,
+            *self.failure_queues,
             *self.tables,
             *self.topics,
             *self.subscriptions,
@@ -288,6 +321,13 @@ class Stack:
 
     def queue(self, key: str) -> Queue:
         return _by_key(self.queues, key)
+
+    def failure_queue(self, key: str) -> FailureQueue:
+        return _by_key(self.failure_queues, key)
+
+    def async_invoke(self, function: str) -> AsyncInvokeSettings | None:
+        """The function's asynchronous-invocation settings, if it is invoked that way."""
+        return next((s for s in self.async_invokes if s.function == function), None)
 
     def table(self, key: str) -> Table:
         return _by_key(self.tables, key)
@@ -429,11 +469,8 @@ def declare(config: StageConfig) -> Stack:
     )
     # Lambda describes stream batches it gave up on here (the on-failure
     # destination); nothing consumes it, so its alarm fires on any message.
-    order_events_failed = Queue(
-        key="order-events-failed",
-        name=settings.order_events_failed_queue,
-        visibility_timeout=30,
-        retention_seconds=DLQ_RETENTION_SECONDS,
+    order_events_failed = FailureQueue(
+        key="order-events-failed", name=settings.order_events_failed_queue
     )
     order_events = Topic(key="order-events", name=settings.order_events_topic)
     # FIFO, as the topic: grouped by order, so an order's events are applied in order.
@@ -451,7 +488,7 @@ def declare(config: StageConfig) -> Stack:
             filter_policy={"new_status": ["PENDING", "CANCELLED", "SHIPPED"]},
         ),
     ]
-    queues += [order_intake, order_events_failed, inventory]
+    queues += [order_intake, inventory]
     event_sources += [
         EventSourceSettings(function="intake_orders", source_key="order-intake"),
         EventSourceSettings(
@@ -474,6 +511,17 @@ def declare(config: StageConfig) -> Stack:
         )
         for name in ("intake_orders", "publish_order_events", "update_inventory")
     )
+    failure_queues: tuple[FailureQueue, ...] = (order_events_failed,)
+    async_invokes: tuple[AsyncInvokeSettings, ...] = ()
+    if settings.ingest_trigger == "s3":
+        # S3 invokes ingest_from_s3 asynchronously: what Lambda gives up on
+        # after its retries must land somewhere an operator can see and replay.
+        failure_queues += (
+            FailureQueue(key="ingest-failures", name=settings.name("ingest-failures")),
+        )
+        async_invokes = (
+            AsyncInvokeSettings(function="ingest_from_s3", on_failure_queue_key="ingest-failures"),
+        )
 
     stack = Stack(
         stage=config.stage,
@@ -485,6 +533,8 @@ def declare(config: StageConfig) -> Stack:
         topics=(alerts, order_events),
         subscriptions=tuple(subscriptions),
         functions=functions,
+        failure_queues=failure_queues,
+        async_invokes=async_invokes,
     )
     # Alarms and the dashboard are derived from the resources above, so a new
     # queue or function is watched without anyone remembering to add it.

@@ -10,7 +10,9 @@ Deploy, in order:
    (:func:`apply_mapping_settings`), finding each mapping's UUID in
    ``.chalice/deployed/<stage>.json``. Chalice keeps these settings on a later
    deploy, but a mapping it recreates loses them, so the step compares and
-   updates on every deploy; when nothing differs it makes no write at all.
+   updates on every deploy; when nothing differs it makes no write at all;
+4. the same for asynchronously invoked functions' retries and on-failure
+   queue (:func:`apply_async_settings`, ``PutFunctionEventInvokeConfig``).
 
 Destroy runs ``chalice delete`` (functions, roles, API, mappings), then deletes
 the declared resources (:class:`~infra.teardown.Teardown`).
@@ -26,7 +28,7 @@ from typing import Any
 from infra import iam
 from infra.arns import Account
 from infra.chalicecli import run, write_policy_files
-from infra.declaration import EventSourceSettings, Stack
+from infra.declaration import AsyncInvokeSettings, EventSourceSettings, Stack
 from infra.provision import Outputs, Provisioner
 from infra.stageconfig import StageConfig
 from infra.teardown import Teardown
@@ -100,6 +102,36 @@ def apply_mapping_settings(
     return changed
 
 
+def wanted_async_settings(settings: AsyncInvokeSettings, outputs: Outputs) -> dict[str, Any]:
+    """PutFunctionEventInvokeConfig arguments (without the function) for one function."""
+    wanted: dict[str, Any] = {
+        "MaximumRetryAttempts": settings.maximum_retry_attempts,
+        "DestinationConfig": {
+            "OnFailure": {"Destination": outputs.queues[settings.on_failure_queue_key]["arn"]}
+        },
+    }
+    if settings.maximum_event_age_seconds is not None:
+        wanted["MaximumEventAgeInSeconds"] = settings.maximum_event_age_seconds
+    return wanted
+
+
+def apply_async_settings(clients: Any, stack: Stack, outputs: Outputs) -> dict[str, dict[str, Any]]:
+    """Bring each asynchronously invoked function's settings up to date; returns the changes."""
+    lambda_ = clients("lambda")
+    changed: dict[str, dict[str, Any]] = {}
+    for settings in stack.async_invokes:
+        physical = stack.function(settings.function).physical_name
+        wanted = wanted_async_settings(settings, outputs)
+        try:
+            current = lambda_.get_function_event_invoke_config(FunctionName=physical)
+        except lambda_.exceptions.ResourceNotFoundException:
+            current = {}
+        if any(current.get(key) != value for key, value in wanted.items()):
+            lambda_.put_function_event_invoke_config(FunctionName=physical, **wanted)
+            changed[settings.function] = wanted
+    return changed
+
+
 def account(clients: Any) -> Account:
     identity = clients("sts").get_caller_identity()
     partition = identity["Arn"].split(":")[1]
@@ -121,7 +153,12 @@ def deploy(clients: Any, config: StageConfig, stack: Stack, project_dir: Path) -
     changes = apply_mapping_settings(
         clients, stack, outputs, deployed_mappings(project_dir, stack.stage)
     )
-    return {"outputs": outputs.to_dict(), "mapping_changes": changes}
+    async_changes = apply_async_settings(clients, stack, outputs)
+    return {
+        "outputs": outputs.to_dict(),
+        "mapping_changes": changes,
+        "async_changes": async_changes,
+    }
 
 
 def destroy(clients: Any, stack: Stack, project_dir: Path) -> dict[str, Any]:

@@ -171,7 +171,8 @@ ACCESS: dict[str, tuple[Grant, ...]] = {
     "ingest_from_queue": _INGEST,
     "ingest_from_s3": _INGEST,
     "write_readings": (
-        TableAccess("readings", "BatchWriteItem"),
+        # BatchGetItem: a repeated chunk checks which readings were edited since.
+        TableAccess("readings", "BatchWriteItem BatchGetItem"),
         # The chunk marker (Put) and the counters (Update) commit in one
         # TransactWriteItems; IAM has no action of that name and authorizes
         # each item's own action instead.
@@ -201,6 +202,7 @@ def policies(stack: Stack) -> dict[str, dict[str, Any]]:
 
 def _consumer_statements(stack: Stack, function: str) -> list[dict[str, Any]]:
     statements = []
+    destinations: list[str] = []
     queue_keys = {queue.key for queue in stack.queues}
     for source in stack.event_sources:
         if source.function != function:
@@ -228,15 +230,22 @@ def _consumer_statements(stack: Stack, function: str) -> list[dict[str, Any]]:
                 )
             )
         if source.on_failure_queue_key:
-            target = stack.queue(source.on_failure_queue_key)
-            statements.append(
-                _statement(
-                    f"OnFailure{_camel(target.key)}",
-                    "sqs",
-                    "SendMessage",
-                    [arns.queue(target.name)],
-                )
+            destinations.append(source.on_failure_queue_key)
+    asynchronous = stack.async_invoke(function)
+    if asynchronous is not None:
+        destinations.append(asynchronous.on_failure_queue_key)
+    # Lambda sends a stream's or an asynchronous invocation's on-failure
+    # record with the function's own role.
+    for key in dict.fromkeys(destinations):
+        failures = stack.failure_queue(key)
+        statements.append(
+            _statement(
+                f"OnFailure{_camel(failures.key)}",
+                "sqs",
+                "SendMessage",
+                [arns.queue(failures.name)],
             )
+        )
     return statements
 
 

@@ -30,6 +30,7 @@ from infra.declaration import (
     Bucket,
     Dashboard,
     EmailIdentity,
+    FailureQueue,
     Queue,
     Stack,
     Subscription,
@@ -84,6 +85,8 @@ class Provisioner:
         outputs = Outputs(region=region)
         for queue in stack.queues:
             outputs.queues[queue.key], outputs.queues[queue.dlq_key] = self.queue(queue)
+        for failures in stack.failure_queues:
+            outputs.queues[failures.key] = self.failure_queue(failures)
         for table in stack.tables:
             outputs.tables[table.key] = self.table(table)
         for bucket in stack.buckets:
@@ -107,10 +110,12 @@ class Provisioner:
         sqs, ddb = self._clients("sqs"), self._clients("dynamodb")
         outputs = Outputs(region=sqs.meta.region_name)
         try:
-            for queue in stack.queues:
-                for key, name in ((queue.key, queue.name), (queue.dlq_key, queue.dlq_name)):
-                    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-                    outputs.queues[key] = self._queue_output(name, url)
+            named = [(q.key, q.name) for q in stack.queues]
+            named += [(q.dlq_key, q.dlq_name) for q in stack.queues]
+            named += [(q.key, q.name) for q in stack.failure_queues]
+            for key, name in named:
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                outputs.queues[key] = self._queue_output(name, url)
             for table in stack.tables:
                 outputs.tables[table.key] = self._table_output(
                     ddb.describe_table(TableName=table.name)["Table"]
@@ -154,6 +159,16 @@ class Provisioner:
             },
         )
         return self._queue_output(queue.name, source_url), dlq
+
+    def failure_queue(self, queue: FailureQueue) -> dict[str, str]:
+        url = self._ensure_queue(
+            queue.name,
+            {
+                "SqsManagedSseEnabled": "true",
+                "MessageRetentionPeriod": str(queue.retention_seconds),
+            },
+        )
+        return self._queue_output(queue.name, url)
 
     def _ensure_queue(self, name: str, attributes: dict[str, str]) -> str:
         sqs = self._clients("sqs")

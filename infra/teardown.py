@@ -68,16 +68,17 @@ class Teardown:
             if self._gone_ok(ddb.delete_table, TableName=table.name):
                 deleted.append(f"table {table.name}")
         sqs = self._clients("sqs")
-        for queue in stack.queues:
-            for name in (queue.name, queue.dlq_name):
-                try:
-                    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-                except ClientError as error:
-                    if _code(error) in GONE:
-                        continue
-                    raise
-                sqs.delete_queue(QueueUrl=url)
-                deleted.append(f"queue {name}")
+        names = [n for q in stack.queues for n in (q.name, q.dlq_name)]
+        names += [q.name for q in stack.failure_queues]
+        for name in names:
+            try:
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            except ClientError as error:
+                if _code(error) in GONE:
+                    continue
+                raise
+            sqs.delete_queue(QueueUrl=url)
+            deleted.append(f"queue {name}")
         return deleted
 
     @staticmethod

@@ -6,7 +6,9 @@ Two files are written:
 
 * ``eventflow_resources.tf.json``: every declared resource, each rendered by
   one function in :data:`RENDERERS` (an unknown type raises
-  :class:`~infra.cloudformation.UnrenderableResource`);
+  :class:`~infra.cloudformation.UnrenderableResource`), and the
+  asynchronous-invocation settings of functions S3 invokes
+  (``aws_lambda_function_event_invoke_config``, on Chalice's function);
 * ``eventflow_override.tf.json``: merged by Terraform into Chalice's blocks:
   the mapping settings Chalice cannot express, each role's least-privilege
   policy, the bucket notification ordered after our bucket, and Chalice's pins
@@ -31,9 +33,11 @@ from infra.cloudformation import (
 )
 from infra.declaration import (
     Alarm,
+    AsyncInvokeSettings,
     Bucket,
     Dashboard,
     EmailIdentity,
+    FailureQueue,
     Queue,
     Stack,
     Subscription,
@@ -121,6 +125,34 @@ def _queue(queue: Queue, stack: Stack, blocks: Blocks) -> None:
             **fifo,
         },
     )
+
+
+def _failure_queue(queue: FailureQueue, stack: Stack, blocks: Blocks) -> None:
+    _add(
+        blocks,
+        "aws_sqs_queue",
+        name(queue.key),
+        {
+            "name": queue.name,
+            "message_retention_seconds": queue.retention_seconds,
+            "sqs_managed_sse_enabled": True,
+        },
+    )
+
+
+def event_invoke_config(stack: Stack, settings: AsyncInvokeSettings, blocks: Blocks) -> None:
+    target = stack.failure_queue(settings.on_failure_queue_key)
+    body: dict[str, Any] = {
+        # Chalice names its aws_lambda_function blocks after the functions.
+        "function_name": f"${{aws_lambda_function.{settings.function}.function_name}}",
+        "maximum_retry_attempts": settings.maximum_retry_attempts,
+        "destination_config": [
+            {"on_failure": [{"destination": f"${{aws_sqs_queue.{name(target.key)}.arn}}"}]}
+        ],
+    }
+    if settings.maximum_event_age_seconds is not None:
+        body["maximum_event_age_in_seconds"] = settings.maximum_event_age_seconds
+    _add(blocks, "aws_lambda_function_event_invoke_config", settings.function, body)
 
 
 def _table(table: Table, stack: Stack, blocks: Blocks) -> None:
@@ -324,6 +356,7 @@ def _dashboard(dashboard: Dashboard, stack: Stack, blocks: Blocks) -> None:
 
 RENDERERS: dict[type, Callable[[Any, Stack, Blocks], None]] = {
     Queue: _queue,
+    FailureQueue: _failure_queue,
     Table: _table,
     Bucket: _bucket,
     Topic: _topic,
@@ -345,9 +378,11 @@ def resources(stack: Stack) -> dict[str, Any]:
                 "infra.terraform.RENDERERS"
             )
         renderer(resource, stack, blocks)
+    for settings in stack.async_invokes:
+        event_invoke_config(stack, settings, blocks)
     outputs = {
-        f"{name(q.key)}_queue_url": {"value": f"${{aws_sqs_queue.{queue_name(q)}.id}}"}
-        for q in stack.queues
+        f"{name(q.key)}_queue_url": {"value": f"${{aws_sqs_queue.{name(q.key)}.id}}"}
+        for q in (*stack.queues, *stack.failure_queues)
     }
     outputs.update(
         {
@@ -385,13 +420,9 @@ def override(stack: Stack) -> dict[str, Any]:
         for setting, value in source.stream_retry_settings().items():
             body[TERRAFORM_MAPPING_NAMES[setting]] = value
         if source.on_failure_queue_key:
-            target = stack.queue(source.on_failure_queue_key)
+            target = stack.failure_queue(source.on_failure_queue_key)
             body["destination_config"] = [
-                {
-                    "on_failure": [
-                        {"destination_arn": f"${{aws_sqs_queue.{queue_name(target)}.arn}}"}
-                    ]
-                }
+                {"on_failure": [{"destination_arn": f"${{aws_sqs_queue.{name(target.key)}.arn}}"}]}
             ]
         mappings[f"{source.function}-dynamodb-event-source"] = body
 

@@ -2,7 +2,8 @@
 
 :class:`LocalCloud` starts, in this order, and stops in reverse:
 
-1. moto's server on ``127.0.0.1:aws_port``;
+1. moto's server on ``127.0.0.1:aws_port``, with each service's requests
+   made atomic (:mod:`localcloud.motolocks`);
 2. the process environment: the endpoint, dummy credentials and the stage's
    variables, before ``app.py`` is imported (Chalice's own order);
 3. the resources, through the same code path as ``python -m infra provision``;
@@ -39,6 +40,7 @@ from chalicelib.aws import Clients
 from infra.declaration import Stack, declare
 from infra.provision import Outputs, Provisioner
 from infra.stageconfig import PROJECT_DIR, StageConfig
+from localcloud import motolocks
 from localcloud.apiserver import ApiServer
 from localcloud.env import EnvironmentPatch, export_lines
 
@@ -202,6 +204,8 @@ class LocalCloud:
         # werkzeug logs every request at INFO to stderr unless told otherwise;
         # the pollers make several requests a second.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # moto's backends lose writes under concurrent requests; the runtime makes them.
+        motolocks.install()
         self._moto = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         self._moto.start()
 

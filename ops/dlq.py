@@ -1,10 +1,14 @@
-"""``dlq peek QUEUE`` and ``dlq redrive QUEUE``: look into a dead-letter queue, move it back.
+"""``dlq peek|redrive|replay QUEUE``: look into a dead-letter queue, move it back, or replay it.
 
 QUEUE is a queue of the stage's declaration, by key (``ingest``,
-``s3-events``), by name, or by its DLQ's key or name; both commands act on
-that queue's DLQ, and ``redrive`` sends to the queue itself. URLs come from
-``GetQueueUrl`` on the declared names, so the same command finds the local
-cloud's queues and a real account's. The logic is in :mod:`ops.redrive`; this
+``s3-events``), by name, or by its DLQ's key or name; ``peek`` and
+``redrive`` act on that queue's DLQ, and ``redrive`` sends to the queue
+itself. QUEUE can also be an on-failure queue (``ingest-failures``, where
+Lambda puts the asynchronous invocations it gave up on): ``peek`` shows its
+records, and ``replay`` ingests again the objects they name (there is no
+source queue to redrive to). URLs come from ``GetQueueUrl`` on the declared
+names, so the same command finds the local cloud's queues and a real
+account's. The logic is in :mod:`ops.redrive` and :mod:`ops.failures`; this
 module only parses arguments and prints.
 """
 
@@ -16,6 +20,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
+from chalicelib.services import Services
+from ops.failures import ReplayResult, replay_failures
 from ops.redrive import (
     PeekedMessage,
     RedriveResult,
@@ -24,6 +30,7 @@ from ops.redrive import (
     peek,
     queue_url,
     redrive,
+    resolve_failure_queue,
     resolve_queue,
 )
 from ops.target import Target
@@ -67,27 +74,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     redrive_parser.add_argument("--json", action="store_true", help="print JSON")
     redrive_parser.set_defaults(run=run_redrive)
 
+    replay_parser = commands.add_parser(
+        "replay", help="ingest again what an on-failure queue's records name"
+    )
+    replay_parser.add_argument("queue", help="on-failure queue key or name (ingest-failures)")
+    replay_parser.add_argument(
+        "--max",
+        type=_positive,
+        default=DEFAULT_REDRIVE,
+        help=f"records at most ({DEFAULT_REDRIVE})",
+    )
+    replay_parser.add_argument("--json", action="store_true", help="print JSON")
+    replay_parser.set_defaults(run=run_replay)
+
+
+def _dead_letters(target: Target, name: str) -> str:
+    """The name of the queue that holds what failed: a DLQ, or an on-failure queue."""
+    failures = resolve_failure_queue(target.stack, name)
+    return failures.name if failures else resolve_queue(target.stack, name).dlq_name
+
 
 def run_peek(args: argparse.Namespace, target: Target, console: Console) -> int:
     try:
-        queue = resolve_queue(target.stack, args.queue)
+        dlq_name = _dead_letters(target, args.queue)
     except UnknownQueueError as error:
         console.print(f"[red]error:[/] {error}")
         return 2
     sqs = target.clients.sqs
-    messages = peek(sqs, queue_url(sqs, queue.dlq_name), args.max)
+    messages = peek(sqs, queue_url(sqs, dlq_name), args.max)
     if args.json:
         console.print_json(
-            data={
-                "dlq": queue.dlq_name,
-                "messages": [m.to_dict(full_body=args.full) for m in messages],
-            }
+            data={"dlq": dlq_name, "messages": [m.to_dict(full_body=args.full) for m in messages]}
         )
         return 0
     if not messages:
-        console.print(f"{queue.dlq_name} is empty")
+        console.print(f"{dlq_name} is empty")
         return 0
-    console.print(render_peek(queue.dlq_name, messages, full=args.full))
+    console.print(render_peek(dlq_name, messages, full=args.full))
     return 0
 
 
@@ -118,7 +141,10 @@ def render_peek(dlq_name: str, messages: list[PeekedMessage], full: bool = False
 def describe_summary(summary: dict) -> str:
     kind = summary.get("kind")
     if kind == "chunk":
-        return f"chunk {summary['seq']} of ingest {summary['ingest_id']}, {summary['rows']} rows"
+        return (
+            f"chunk {summary['seq']} (run {summary['run']}) of ingest {summary['ingest_id']}, "
+            f"{summary['rows']} rows"
+        )
     if kind == "s3-notification":
         return (
             "\n".join(
@@ -129,6 +155,14 @@ def describe_summary(summary: dict) -> str:
         )
     if kind == "s3-test-event":
         return "S3 test event"
+    if kind == "async-failure":
+        objects = "\n".join(
+            f"s3://{o['bucket']}/{o['key']} → ingest {o['ingest_id']}" for o in summary["objects"]
+        )
+        return (
+            f"{summary['function']} gave up after {summary['attempts']} attempt(s) "
+            f"({summary['condition']}): {summary['error']}\n{objects or 'no ingestible object'}"
+        )
     return f"not an eventflow message: {summary.get('problem')}"
 
 
@@ -139,6 +173,13 @@ def _timestamp(ms: int | None) -> str:
 
 
 def run_redrive(args: argparse.Namespace, target: Target, console: Console) -> int:
+    failures = resolve_failure_queue(target.stack, args.queue)
+    if failures is not None:
+        console.print(
+            f"[red]error:[/] {failures.name} holds records of failed invocations, which have "
+            f"no source queue; replay them: python -m ops dlq replay {failures.key}"
+        )
+        return 2
     try:
         queue = resolve_queue(target.stack, args.queue)
     except UnknownQueueError as error:
@@ -173,3 +214,34 @@ def print_redrive(console: Console, dlq: str, source: str, result: RedriveResult
         )
     if result.aborted:
         console.print(f"[red]stopped:[/] SQS refused a whole batch: {result.aborted}")
+
+
+def run_replay(args: argparse.Namespace, target: Target, console: Console) -> int:
+    failures = resolve_failure_queue(target.stack, args.queue)
+    if failures is None:
+        known = ", ".join(q.key for q in target.stack.failure_queues) or "none in this stage"
+        console.print(
+            f"[red]error:[/] {args.queue!r} is not an on-failure queue (known: {known}); "
+            "a DLQ's messages go back with dlq redrive"
+        )
+        return 2
+    sqs = target.clients.sqs
+    services = Services(target.stage_config.settings(), clients=target.clients)
+    result = replay_failures(sqs, queue_url(sqs, failures.name), services, args.max)
+    if args.json:
+        console.print_json(data={"queue": failures.name, **result.to_dict()})
+    else:
+        print_replay(console, failures.name, result)
+    return 0 if result.ok else 1
+
+
+def print_replay(console: Console, name: str, result: ReplayResult) -> None:
+    console.print(
+        f"replayed {len(result.replayed)} record(s) from {name}; "
+        f"{len(result.failed)} failed and stay in the queue"
+    )
+    for record in result.replayed:
+        for job in record.jobs:
+            console.print(f"  ingest {job['ingest_id']} {job['state']}")
+    for record in result.failed:
+        console.print(f"  [red]failed[/] {record.message_id}: {record.error}")

@@ -91,7 +91,7 @@ def replay(target: Target, max_messages: int) -> ReplayResult:
     services = _services(target)
     sqs = target.clients.sqs
     streams = target.clients("dynamodbstreams")
-    url = queue_url(sqs, target.stack.queue(FAILED_QUEUE_KEY).name)
+    url = queue_url(sqs, target.stack.failure_queue(FAILED_QUEUE_KEY).name)
     result = ReplayResult()
     while len(result.replayed) + len(result.kept) < max_messages:
         messages = sqs.receive_message(
@@ -171,7 +171,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_failed(args: argparse.Namespace, target: Target, console: Console) -> int:
     sqs = target.clients.sqs
-    url = queue_url(sqs, target.stack.queue(FAILED_QUEUE_KEY).name)
+    url = queue_url(sqs, target.stack.failure_queue(FAILED_QUEUE_KEY).name)
     described = []
     for message in peek(sqs, url, args.max):
         try:

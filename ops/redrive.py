@@ -32,12 +32,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.errors import EventflowError
 from chalicelib.readings.chunks import decode_chunk
-from chalicelib.readings.s3events import refs_from_sqs_body
-from infra.declaration import Queue, Stack
+from chalicelib.readings.jobs import ObjectRef
+from chalicelib.readings.s3events import refs_from_records, refs_from_sqs_body
+from infra.declaration import FailureQueue, Queue, Stack
 
 SQS_BATCH = 10
+# SQS allows at most this many message attributes.
+MAX_MESSAGE_ATTRIBUTES = 10
 # Long enough to finish one peek or one batch's send-and-delete, short enough
 # that a crashed operator's session leaves messages hidden only briefly.
 PEEK_VISIBILITY_SECONDS = 30
@@ -76,8 +80,16 @@ def resolve_queue(stack: Stack, name: str) -> Queue:
     for queue in stack.queues:
         if name in (queue.key, queue.name, queue.dlq_key, queue.dlq_name):
             return queue
-    known = ", ".join(q.key for q in stack.queues)
+    known = ", ".join([q.key for q in stack.queues] + [q.key for q in stack.failure_queues])
     raise UnknownQueueError(f"no queue {name!r} in stage {stack.stage} (known: {known})")
+
+
+def resolve_failure_queue(stack: Stack, name: str) -> FailureQueue | None:
+    """The declared on-failure queue that ``name`` designates (key or name), if any."""
+    for queue in stack.failure_queues:
+        if name in (queue.key, queue.name):
+            return queue
+    return None
 
 
 def queue_url(sqs: Any, name: str) -> str:
@@ -123,11 +135,15 @@ def summarize(body: str) -> dict[str, Any]:
     with the decoder's reason, because that is itself the diagnosis of a
     poison message.
     """
+    failure = failure_record(body)
+    if failure is not None:
+        return _failure_summary(failure)
     try:
         chunk = decode_chunk(body)
         return {
             "kind": "chunk",
             "ingest_id": chunk.ingest_id,
+            "run": chunk.run,
             "seq": chunk.seq,
             "rows": len(chunk.rows),
         }
@@ -144,6 +160,42 @@ def summarize(body: str) -> dict[str, Any]:
         "objects": [
             {"bucket": r.bucket, "key": r.key, "version": r.version, "ingest_id": r.ingest_id}
             for r in refs
+        ],
+    }
+
+
+def failure_record(body: str) -> dict[str, Any] | None:
+    """Lambda's on-failure record of an asynchronous invocation, or None for anything else."""
+    try:
+        record = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not {"requestContext", "requestPayload"} <= set(record):
+        return None
+    return record
+
+
+def failure_refs(record: dict[str, Any]) -> list[ObjectRef]:
+    """The uploads that a failure record's S3 event names."""
+    payload = record.get("requestPayload")
+    records = payload.get("Records") if isinstance(payload, dict) else None
+    try:
+        return refs_from_records(records or [])
+    except (KeyError, TypeError):
+        return []
+
+
+def _failure_summary(record: dict[str, Any]) -> dict[str, Any]:
+    context, response = record["requestContext"], record.get("responsePayload") or {}
+    return {
+        "kind": "async-failure",
+        "function": str(context.get("functionArn", "")).split(":function:")[-1],
+        "condition": context.get("condition"),
+        "attempts": context.get("approximateInvokeCount"),
+        "error": f"{response.get('errorType', '')}: {response.get('errorMessage', '')}",
+        "objects": [
+            {"bucket": r.bucket, "key": r.key, "version": r.version, "ingest_id": r.ingest_id}
+            for r in failure_refs(record)
         ],
     }
 
@@ -282,10 +334,15 @@ class RedriveResult:
         return data
 
 
-def send_entry(message: dict[str, Any], entry_id: str, fifo: bool) -> dict[str, Any]:
+def send_entry(
+    message: dict[str, Any], entry_id: str, fifo: bool, dlq_name: str = ""
+) -> dict[str, Any]:
     """The SendMessageBatch entry that recreates ``message`` on the source queue.
 
-    The body and the message attributes are copied as they are. On a FIFO
+    The body and the message attributes are copied as they are, and the copy is
+    marked with :data:`~chalicelib.config.REDRIVE_ATTRIBUTE` (the DLQ's name):
+    the consumer then knows the message may have been partly processed long
+    ago, and the writer does not overwrite readings edited since. On a FIFO
     target the group id is kept, so the message rejoins its group's order,
     and so is the deduplication id. (SQS deduplicates ids it saw in the last
     five minutes, so a message redriven within five minutes of its original
@@ -297,6 +354,8 @@ def send_entry(message: dict[str, Any], entry_id: str, fifo: bool) -> dict[str, 
         name: _attribute_value(value)
         for name, value in (message.get("MessageAttributes") or {}).items()
     }
+    if dlq_name and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
+        attributes.setdefault(REDRIVE_ATTRIBUTE, {"DataType": "String", "StringValue": dlq_name})
     if attributes:
         entry["MessageAttributes"] = attributes
     system = message.get("Attributes", {})
@@ -401,7 +460,8 @@ def redrive(
                 continue
             empty = 0
             by_id = {str(i): m for i, m in enumerate(messages)}
-            entries = [send_entry(m, i, fifo) for i, m in by_id.items()]
+            dlq_name = dlq_url.rstrip("/").rsplit("/", 1)[-1]
+            entries = [send_entry(m, i, fifo, dlq_name) for i, m in by_id.items()]
             for batch in _split_by_size(entries):
                 # After a refused call the rest of the receive is not attempted:
                 # it stays in the DLQ, like the refused batch itself.

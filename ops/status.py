@@ -91,6 +91,17 @@ def queues_snapshot(sqs: Any, stack: Stack, outputs: Outputs) -> list[dict[str, 
         except (*_AWS_ERRORS, KeyError) as error:
             row["error"] = str(error)
         rows.append(row)
+    for failures in stack.failure_queues:
+        # Nothing is ever queued here for a consumer: all it holds is dead letters.
+        row = {"key": failures.key, "name": failures.name, "dlq_name": failures.name}
+        row["visible"], row["in_flight"] = 0, 0
+        try:
+            row["dlq_visible"], row["dlq_in_flight"] = queue_counts(
+                sqs, outputs.queues[failures.key]["url"]
+            )
+        except (*_AWS_ERRORS, KeyError) as error:
+            row["error"] = str(error)
+        rows.append(row)
     return rows
 
 

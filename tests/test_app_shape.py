@@ -65,14 +65,11 @@ def test_every_queue_has_a_dlq_and_outlasts_its_consumer(stage):
     config = StageConfig.load(stage)
     stack = declare(config)
     consumers = {s.source_key: s.function for s in stack.event_sources}
-    destinations = {s.on_failure_queue_key for s in stack.event_sources}
     for queue in stack.queues:
         base = queue.name.removesuffix(".fifo")
         suffix = ".fifo" if queue.fifo else ""
         assert queue.dlq_name == f"{base}-dlq{suffix}" and queue.max_receive_count == 5
         assert queue.name.startswith(f"eventflow-{stage}-")
-        if queue.key in destinations:
-            continue  # an on-failure destination: nothing consumes it
         timeout = config.lambda_timeout(consumers[queue.key])
         assert queue.visibility_timeout >= VISIBILITY_TIMEOUT_FACTOR * timeout
     assert all(t.name.startswith(f"eventflow-{stage}-") for t in stack.tables)

@@ -1,7 +1,10 @@
 """Chunks: many accepted rows per SQS message, and the batched sender.
 
 A chunk is one SQS message carrying up to :data:`MAX_CHUNK_ROWS` rows of one
-ingest job. Packing rows keeps the ingest queue shallow and the API calls few:
+ingest job, from one *run* of its parse (see :mod:`chalicelib.readings.jobs`):
+the writer counts a chunk only for the run that is current on the job, so
+chunks left over from an earlier, interrupted or superseded parse change no
+count. Packing rows keeps the ingest queue shallow and the API calls few:
 one SendMessageBatch moves thousands of rows, and the writer spends one
 transaction per chunk on bookkeeping, not one per row.
 """
@@ -15,7 +18,8 @@ from typing import Any
 from chalicelib.clock import Backoff
 from chalicelib.errors import ChunkFormatError, SendFailedError
 
-CHUNK_VERSION = 1
+# Version 2 added the run; a version 1 chunk is refused (ChunkFormatError).
+CHUNK_VERSION = 2
 # SQS caps a message and a whole SendMessageBatch request at 256 KiB; a chunk
 # stays under half that so two chunks share one batch call, with room for the
 # request's own framing.
@@ -30,14 +34,15 @@ MAX_CHUNK_ROWS = 1000
 @dataclass(frozen=True)
 class Chunk:
     ingest_id: str
+    run: int
     seq: int
     rows: list[list[str]]
 
 
-def encode_chunk(ingest_id: str, seq: int, encoded_rows: list[str]) -> str:
+def encode_chunk(ingest_id: str, run: int, seq: int, encoded_rows: list[str]) -> str:
     """Join rows that were already JSON-encoded one by one (see :func:`encode_row`)."""
     return (
-        f'{{"v":{CHUNK_VERSION},"ingest_id":{json.dumps(ingest_id)},"seq":{seq},'
+        f'{{"v":{CHUNK_VERSION},"ingest_id":{json.dumps(ingest_id)},"run":{run},"seq":{seq},'
         f'"rows":[{",".join(encoded_rows)}]}}'
     )
 
@@ -55,31 +60,41 @@ def decode_chunk(body: str) -> Chunk:
     if not isinstance(data, dict) or data.get("v") != CHUNK_VERSION:
         raise ChunkFormatError(f"message is not a version {CHUNK_VERSION} chunk")
     ingest_id, seq, rows = data.get("ingest_id"), data.get("seq"), data.get("rows")
+    run = data.get("run")
     if not isinstance(ingest_id, str) or not ingest_id:
         raise ChunkFormatError("chunk has no ingest_id")
+    if not isinstance(run, int) or isinstance(run, bool) or run < 1:
+        raise ChunkFormatError("chunk has no valid run")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise ChunkFormatError("chunk has no valid seq")
     if not isinstance(rows, list) or not all(
         isinstance(row, list) and all(isinstance(v, str) for v in row) for row in rows
     ):
         raise ChunkFormatError("chunk rows must be lists of strings")
-    return Chunk(ingest_id=ingest_id, seq=seq, rows=rows)
+    return Chunk(ingest_id=ingest_id, run=run, seq=seq, rows=rows)
 
 
 class ChunkPacker:
     """Groups encoded rows into chunks no larger than the byte and row bounds."""
 
     def __init__(
-        self, ingest_id: str, max_bytes: int = MAX_CHUNK_BYTES, max_rows: int = MAX_CHUNK_ROWS
+        self,
+        ingest_id: str,
+        run: int,
+        max_bytes: int | None = None,
+        max_rows: int | None = None,
     ):
         self.ingest_id = ingest_id
-        self.max_bytes = max_bytes
-        self.max_rows = max_rows
+        self.run = run
+        # The bounds are read when a packer is made, not when this module is
+        # imported, so a test can shrink them to get many chunks from a small file.
+        self.max_bytes = max_bytes or MAX_CHUNK_BYTES
+        self.max_rows = max_rows or MAX_CHUNK_ROWS
         self.chunks = 0
         self._rows: list[str] = []
         self._bytes = 0
         # Envelope size with a generous seq; rows add their length plus a comma.
-        self._overhead = len(encode_chunk(ingest_id, 10**9, []).encode())
+        self._overhead = len(encode_chunk(ingest_id, run, 10**9, []).encode())
 
     def add(self, row: list[str]) -> str | None:
         """Add a row; returns a finished chunk body when the row did not fit in the open one."""
@@ -99,7 +114,7 @@ class ChunkPacker:
     def flush(self) -> str | None:
         if not self._rows:
             return None
-        body = encode_chunk(self.ingest_id, self.chunks, self._rows)
+        body = encode_chunk(self.ingest_id, self.run, self.chunks, self._rows)
         self.chunks += 1
         self._rows, self._bytes = [], 0
         return body

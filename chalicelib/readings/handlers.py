@@ -1,24 +1,54 @@
 """The readings workflow's Lambda handler bodies: plain event dicts in,
-partial batch responses (:mod:`chalicelib.batch`) out."""
+partial batch responses (:mod:`chalicelib.batch`) out.
+
+Besides the record, each body hands the domain code what only the delivery
+knows: who is delivering (for the parse lease: the SQS message id, or the
+Lambda request id of an asynchronous invocation, both kept across that
+delivery's retries), how long the invocation may still run, and whether a
+chunk has been delivered before (see :class:`chalicelib.readings.writer.Delivery`).
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.batch import sqs_batch
+from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.observability import correlated, count, invocation, logger
 from chalicelib.readings import ingest, writer
 from chalicelib.readings.jobs import ObjectRef
 from chalicelib.readings.s3events import refs_from_records, refs_from_sqs_body
+
+# Past the end of the invocation, so the lease outlives the invocation however
+# the clocks of Lambda and DynamoDB's caller differ.
+LEASE_MARGIN_SECONDS = 30
+
+
+def lease_seconds(context: Any) -> float:
+    """How long a parse started now may run: the invocation's remaining time, plus a margin."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return ingest.MAX_LEASE_SECONDS
+    return remaining() / 1000 + LEASE_MARGIN_SECONDS
+
+
+def delivery(record: SQSRecord) -> writer.Delivery:
+    raw = record.raw_event
+    count_text = (raw.get("attributes") or {}).get("ApproximateReceiveCount") or "1"
+    return writer.Delivery(
+        receive_count=int(count_text),
+        redriven=REDRIVE_ATTRIBUTE in (raw.get("messageAttributes") or {}),
+    )
 
 
 def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     def write(record: SQSRecord) -> None:
         with correlated(message_id=record.message_id):
             try:
-                writer.write_chunk(record.body, services)
+                writer.write_chunk(record.body, services, delivery(record))
             except Exception:
                 count("ChunkFailures", 1)
                 logger.exception("chunk failed; SQS will redeliver it")
@@ -28,16 +58,17 @@ def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, A
         return sqs_batch(event, context, write, retry=services.sqs_retry, sqs=services.clients.sqs)
 
 
-def _ingest_all(refs: list[ObjectRef], services) -> None:
+def _ingest_all(refs: list[ObjectRef], services, owner: str, lease: float) -> None:
     failures = []
     for ref in refs:
         try:
-            ingest.ingest_object(ref, services)
+            ingest.ingest_object(ref, services, owner=owner, lease_seconds=lease)
         except Exception as error:
             logger.exception("ingest attempt failed", extra={"ingest_id": ref.ingest_id})
             failures.append(error)
             try:
                 services.jobs.note_error(ref.ingest_id, f"{type(error).__name__}: {error}")
+                services.jobs.release(ref.ingest_id, owner)
             except Exception:
                 logger.exception("could not record the failed attempt on the job")
     if failures:
@@ -48,7 +79,8 @@ def _ingest_all(refs: list[ObjectRef], services) -> None:
 def ingest_from_queue(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     def ingest_message(record: SQSRecord) -> None:
         with correlated(message_id=record.message_id):
-            _ingest_all(refs_from_sqs_body(record.body), services)
+            refs = refs_from_sqs_body(record.body)
+            _ingest_all(refs, services, record.message_id, lease_seconds(context))
 
     with invocation("ingest_from_queue", services.settings.stage):
         return sqs_batch(
@@ -57,5 +89,8 @@ def ingest_from_queue(event: dict[str, Any], context: Any, services) -> dict[str
 
 
 def ingest_from_s3(event: dict[str, Any], context: Any, services) -> None:
+    # Lambda keeps an asynchronous event's request id across its retries.
+    owner = getattr(context, "aws_request_id", None) or f"s3-{uuid.uuid4().hex}"
     with invocation("ingest_from_s3", services.settings.stage):
-        _ingest_all(refs_from_records(event.get("Records", [])), services)
+        refs = refs_from_records(event.get("Records", []))
+        _ingest_all(refs, services, owner, lease_seconds(context))

@@ -5,11 +5,15 @@ validated on its own, accepted rows are packed into chunks and sent in
 batches while reading, and rejected rows go to ``rejects/{ingest_id}.csv``.
 Totals are recorded last, with SET rather than ADD, so re-running an ingest
 (a redelivered notification, a crash half-way, an operator's replay) gives
-the same job record and, through the writer's chunk markers, the same counts.
+the same job record. Each parse is a new *run* of the job, leased to the
+delivery doing it (see :mod:`chalicelib.readings.jobs`): the run's chunks are
+the only ones the writer counts, and a second delivery of the object while the
+first parses it, or after, does not parse and send it again.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,13 +24,16 @@ from chalicelib.config import REJECTS_PREFIX
 from chalicelib.dynamo import error_code
 from chalicelib.errors import NotFound
 from chalicelib.observability import correlated, count, logger
-from chalicelib.readings import jobs as job_states
 from chalicelib.readings.chunks import BatchSender, ChunkPacker
 from chalicelib.readings.csvstream import CsvRecords, HeaderError, Record
-from chalicelib.readings.jobs import ObjectRef
+from chalicelib.readings.jobs import ClaimRefused, ObjectRef
 from chalicelib.readings.model import CSV_COLUMNS, Reading
 from chalicelib.readings.rejects import RejectsReport
 from chalicelib.validation import problems
+
+# Lambda's longest timeout: no invocation can outlive a lease this long. An
+# operator's replay, which runs outside Lambda, holds its lease this long too.
+MAX_LEASE_SECONDS = 900
 
 # S3 answers these when the object (or the version the event named) is gone.
 _GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound"}
@@ -60,27 +67,58 @@ def validate_record(record: Record, header) -> tuple[Reading | None, list[dict[s
     return None, found
 
 
-def ingest_object(ref: ObjectRef, services) -> dict[str, Any]:
-    """Ingest one object version; returns its job record."""
+def ingest_object(
+    ref: ObjectRef, services, *, owner: str, lease_seconds: float = MAX_LEASE_SECONDS
+) -> dict[str, Any]:
+    """Ingest one object version; returns its job record.
+
+    ``owner`` names the delivery (stable across its own retries) and
+    ``lease_seconds`` bounds how long it may take; a delivery that finds the
+    object being parsed by another, or already parsed, returns the job as is.
+    """
     with correlated(ingest_id=ref.ingest_id):
-        job = services.jobs.start(ref)
-        if job["state"] in job_states.DONE_STATES:
-            logger.info("object already ingested", extra={"state": job["state"]})
-            return job
-        return _run(ref, services)
+        claim = services.jobs.start(ref, owner, lease_seconds)
+        if not claim.granted:
+            assert claim.refused is not None
+            logger.info(claim.refused.value, extra={"state": claim.job["state"]})
+            return claim.job
+        assert claim.run is not None
+        return _run(ref, claim.run, services)
 
 
 def replay(ingest_id: str, services) -> dict[str, Any]:
-    """Ingest a job's object again, whatever its state (the operator's replay)."""
+    """Ingest a job's object again as a new run, whatever its state (the operator's replay)."""
     job = services.jobs.get(ingest_id)
     if job is None:
         raise NotFound(f"no ingest job {ingest_id}")
-    services.jobs.reopen(ingest_id)
+    claim = services.jobs.claim(
+        ingest_id, f"replay-{uuid.uuid4().hex}", MAX_LEASE_SECONDS, force=True
+    )
+    assert claim.run is not None
     ref = ObjectRef(
         bucket=job["bucket"], key=job["key"], version_id=job["version_id"], etag=job["etag"]
     )
     with correlated(ingest_id=ingest_id):
-        return _run(ref, services)
+        return _run(ref, claim.run, services)
+
+
+def replay_object(ref: ObjectRef, services) -> dict[str, Any]:
+    """Ingest an object version that a failed delivery named (an on-failure record).
+
+    A job that is done, or parsed and being written, is left as it is. A job
+    leased to another delivery is taken over: the failure record says a
+    delivery died, and its lease is most likely that one's; a new run is
+    correct even if it was not.
+    """
+    owner = f"replay-{uuid.uuid4().hex}"
+    with correlated(ingest_id=ref.ingest_id):
+        claim = services.jobs.start(ref, owner, MAX_LEASE_SECONDS)
+        if claim.refused is ClaimRefused.LEASED:
+            claim = services.jobs.claim(ref.ingest_id, owner, MAX_LEASE_SECONDS, force=True)
+        if not claim.granted:
+            return claim.job
+        assert claim.run is not None
+        return _run(ref, claim.run, services)
 
 
 def _open(ref: ObjectRef, s3: Any):
@@ -93,7 +131,7 @@ def _open(ref: ObjectRef, s3: Any):
     return s3.get_object(**args)["Body"]
 
 
-def _run(ref: ObjectRef, services) -> dict[str, Any]:
+def _run(ref: ObjectRef, run: int, services) -> dict[str, Any]:
     jobs = services.jobs
     ingest_id = ref.ingest_id
     try:
@@ -101,23 +139,23 @@ def _run(ref: ObjectRef, services) -> dict[str, Any]:
     except ClientError as error:
         code = error_code(error)
         if code in _GONE:
-            return jobs.fail(ingest_id, "the object no longer exists")
+            return jobs.fail(ingest_id, "the object no longer exists", run)
         if code in _REPLACED:
-            return jobs.fail(ingest_id, "the object was replaced before it could be read")
+            return jobs.fail(ingest_id, "the object was replaced before it could be read", run)
         raise
     try:
         try:
             records = CsvRecords(body, CSV_COLUMNS)
         except HeaderError as error:
-            return jobs.fail(ingest_id, str(error))
-        return _load(ref, records, services)
+            return jobs.fail(ingest_id, str(error), run)
+        return _load(ref, run, records, services)
     finally:
         body.close()
 
 
-def _load(ref: ObjectRef, records: CsvRecords, services) -> dict[str, Any]:
+def _load(ref: ObjectRef, run: int, records: CsvRecords, services) -> dict[str, Any]:
     ingest_id = ref.ingest_id
-    packer = ChunkPacker(ingest_id)
+    packer = ChunkPacker(ingest_id, run)
     sender = BatchSender(
         services.clients.sqs, services.ingest_queue_url, Backoff(services.clock, attempts=5)
     )
@@ -145,6 +183,7 @@ def _load(ref: ObjectRef, records: CsvRecords, services) -> dict[str, Any]:
     count("RowsRejected", rejects.rows)
     job = services.jobs.set_totals(
         ingest_id,
+        run=run,
         rows_seen=seen,
         rows_accepted=accepted,
         rows_rejected=rejects.rows,
@@ -159,6 +198,7 @@ def _load(ref: ObjectRef, records: CsvRecords, services) -> dict[str, Any]:
             "rows_accepted": accepted,
             "rows_rejected": rejects.rows,
             "chunks": packer.chunks,
+            "run": run,
             "sqs_calls": sender.calls,
         },
     )

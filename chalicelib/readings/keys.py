@@ -26,7 +26,7 @@ Ingests table
     partition key ``id``. Job items carry ``kind = "ingest"`` and appear in
     the sparse ``by_start`` index (sort key ``started_sort`` =
     ``{started_at}#{id}``), which lists jobs newest first. Chunk markers live
-    in the same table under ``{id}/chunk/{seq}`` and expire via TTL.
+    in the same table under ``{id}/chunk/{run}/{seq}`` and expire via TTL.
 """
 
 from __future__ import annotations
@@ -95,5 +95,6 @@ def date_sort(location: str, reading_id_: str) -> str:
     return f"{reading_id_}{ID_SEPARATOR}{location}"
 
 
-def chunk_marker_id(ingest_id: str, seq: int) -> str:
-    return f"{ingest_id}/chunk/{seq}"
+def chunk_marker_id(ingest_id: str, run: int, seq: int) -> str:
+    # Keyed by the parse's run as well: a later run may cut the file differently.
+    return f"{ingest_id}/chunk/{run}/{seq}"

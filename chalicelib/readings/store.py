@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.clock import Backoff, iso_utc
-from chalicelib.dynamo import batch_put, from_item, is_condition_failure, to_item
+from chalicelib.dynamo import batch_get, batch_put, from_item, is_condition_failure, to_item
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.readings import keys
 from chalicelib.readings.model import Reading
@@ -127,6 +127,38 @@ class ReadingStore:
         return batch_put(
             self.client, self.table, items, (keys.READING_PK, keys.READING_SK), backoff
         )
+
+    def put_many_unless_changed(
+        self, items: list[dict[str, Any]], ingest_id: str, backoff: Backoff
+    ) -> int:
+        """Put the items that are absent or still ``ingest_id``'s own; returns how many
+        were left alone because the API or another upload wrote them since.
+
+        Not atomic per item: a write between the read and the put is
+        overwritten (see :mod:`chalicelib.readings.writer`).
+        """
+        names = (keys.READING_PK, keys.READING_SK)
+        wanted = {tuple(item[n]["S"] for n in names): item for item in items}
+        stored = batch_get(
+            self.client,
+            self.table,
+            [{n: {"S": value} for n, value in zip(names, key, strict=True)} for key in wanted],
+            (*names, "ingest_id"),
+            backoff,
+        )
+        changed = {
+            tuple(item[n]["S"] for n in names)
+            for item in stored
+            if item.get("ingest_id", {}).get("S") != ingest_id
+        }
+        batch_put(
+            self.client,
+            self.table,
+            [item for key, item in wanted.items() if key not in changed],
+            names,
+            backoff,
+        )
+        return sum(1 for item in items if tuple(item[n]["S"] for n in names) in changed)
 
     # -- queries ---------------------------------------------------------
 

@@ -125,12 +125,15 @@ class Invoker:
         self._poll_interval = poll_interval
         stats.register(function)
 
-    def invoke(self, event: dict[str, Any]) -> Outcome:
+    def invoke(self, event: dict[str, Any], request_id: str | None = None) -> Outcome:
+        """Run the handler once; ``request_id`` keeps an asynchronous event's id across retries."""
+        given = {"aws_request_id": request_id} if request_id is not None else {}
         context = LambdaContext(
             function_name=self.full_name,
             memory_limit_in_mb=self._memory_mb,
             timeout_seconds=self.timeout_seconds,
             region=self._region,
+            **given,
         )
         result = _Result()
         started = time.monotonic()

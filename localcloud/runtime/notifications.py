@@ -8,9 +8,13 @@ it subscribes to the topic (so moto applies any filter policy). The queue is
 then polled like any other, one message per invocation, because S3 and SNS
 invoke Lambda asynchronously, one event at a time.
 
-Lambda retries a failed asynchronous invocation twice; the internal queue's
-redrive policy (``maxReceiveCount`` 3) reproduces that, and its DLQ keeps the
-events Lambda would have discarded, for inspection.
+Lambda retries a failed asynchronous invocation twice (or as the function's
+declared :class:`~infra.declaration.AsyncInvokeSettings` say), each attempt
+with the same request id. After the last failed attempt, a function with a
+declared on-failure queue gets Lambda's failure record sent there
+(:mod:`localcloud.runtime.destinations`); for any other function the internal
+queue's redrive policy keeps the event in its ``-lc-failed`` DLQ, for
+inspection, where Lambda would have discarded it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from localcloud.runtime.destinations import SqsDestination
 from localcloud.runtime.sqs import QueueSource
 from localcloud.runtime.wiring import Wiring
 
-# One attempt plus Lambda's two asynchronous retries.
+# One attempt plus Lambda's two asynchronous retries, unless declared otherwise.
 ASYNC_ATTEMPTS = 3
+
+
+def _attempts(wiring: Wiring, function: str) -> int:
+    settings = wiring.stack.async_invoke(function)
+    return 1 + settings.maximum_retry_attempts if settings else ASYNC_ATTEMPTS
+
+
+def _on_exhausted(wiring: Wiring, function: str) -> SqsDestination | None:
+    settings = wiring.stack.async_invoke(function)
+    if settings is None:
+        return None
+    queue = wiring.outputs.queues[settings.on_failure_queue_key]
+    return SqsDestination(
+        wiring.clients("sqs"), queue["url"], wiring.full_name(function), wiring.region
+    )
 
 
 def internal_queue_name(wiring: Wiring, function: str, suffix: str = "") -> str:
@@ -42,7 +62,7 @@ def _internal_queue(wiring: Wiring, function: str) -> dict[str, str]:
     attributes = {
         "VisibilityTimeout": str(visibility),
         "RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": ASYNC_ATTEMPTS}
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": _attempts(wiring, function)}
         ),
     }
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -92,6 +112,8 @@ def s3_source(config: Any, wiring: Wiring, concurrency: int) -> QueueSource:
         batch_size=1,
         concurrency=concurrency,
         to_event=s3_event,
+        async_attempts=_attempts(wiring, config.name),
+        on_exhausted=_on_exhausted(wiring, config.name),
     )
 
 
@@ -134,6 +156,8 @@ def sns_source(config: Any, wiring: Wiring, concurrency: int) -> QueueSource:
         batch_size=1,
         concurrency=concurrency,
         to_event=to_event,
+        async_attempts=_attempts(wiring, config.name),
+        on_exhausted=_on_exhausted(wiring, config.name),
     )
 
 

@@ -22,6 +22,9 @@
 The same poller also carries S3 and SNS events, which Lambda invokes
 asynchronously: then each message is its own invocation (``to_event`` builds
 the event, or returns None for a message to skip) and the response is ignored.
+Every attempt at one event gets the same request id, as in Lambda. After the
+last attempt (``async_attempts``) fails, ``on_exhausted`` (the declared
+on-failure destination, if any) gets the event and the message is deleted.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ import base64
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud.runtime.filters import RecordFilter
-from localcloud.runtime.invoke import ABORTED, Invoker, Stats
+from localcloud.runtime.invoke import ABORTED, Invoker, Outcome, Stats
 from localcloud.runtime.poller import Poller
 from localcloud.runtime.responses import InvalidBatchResponse, failed_identifiers
 
@@ -58,6 +62,9 @@ class QueueSource:
     record_filter: RecordFilter = field(default_factory=lambda: RecordFilter(()))
     # Set for asynchronous sources (S3, SNS): one message, one invocation.
     to_event: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    # Asynchronous sources: attempts in all, and where an event goes after the last.
+    async_attempts: int = 3
+    on_exhausted: Callable[[dict[str, Any], Outcome, int, str], None] | None = None
 
     @property
     def fifo(self) -> bool:
@@ -279,12 +286,20 @@ class SqsPoller(Poller):
             )
 
     def _handle_async(self, message: dict[str, Any]) -> None:
-        assert self.source.to_event is not None
-        event = self.source.to_event(message)
+        source = self.source
+        assert source.to_event is not None
+        event = source.to_event(message)
         if event is not None:
-            outcome = self._invoker.invoke(event)
+            # Lambda keeps an asynchronous event's request id across its retries.
+            request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, message["MessageId"]))
+            outcome = self._invoker.invoke(event, request_id=request_id)
+            if outcome.status == ABORTED:
+                return
             if not outcome.ok:
-                return  # retried after the visibility timeout, up to maxReceiveCount
+                attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                if source.on_exhausted is None or attempts < source.async_attempts:
+                    return  # retried after the visibility timeout, up to maxReceiveCount
+                source.on_exhausted(event, outcome, attempts, request_id)
         self._delete([{"receiptHandle": message["ReceiptHandle"]}])
 
     def _delete(self, records: list[dict[str, Any]]) -> None:

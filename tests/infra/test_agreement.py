@@ -233,3 +233,64 @@ def test_subscriptions_render_alike_and_provisioning_them_twice_changes_nothing(
         True,
         '{"new_status": ["SHIPPED"]}',
     ) in cfn["subscriptions"]
+
+
+def async_from_cloudformation(stack) -> Shape:
+    resources = cloudformation.merge_template(stack)["Resources"]
+    names = {lid: r["Properties"].get("QueueName") for lid, r in resources.items() if "Type" in r}
+    functions = {cloudformation.function_id(f.name): f.name for f in stack.functions}
+    return {
+        functions[r["Properties"]["FunctionName"]["Ref"]]: {
+            "retries": r["Properties"]["MaximumRetryAttempts"],
+            "on_failure": names[
+                r["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+            ],
+        }
+        for r in resources.values()
+        if r.get("Type") == "AWS::Lambda::EventInvokeConfig"
+    }
+
+
+def async_from_terraform(stack) -> Shape:
+    resources = terraform.resources(stack)["resource"]
+    queues = resources["aws_sqs_queue"]
+    shape = {}
+    for function, body in resources.get("aws_lambda_function_event_invoke_config", {}).items():
+        destination = body["destination_config"][0]["on_failure"][0]["destination"]
+        shape[function] = {
+            "retries": body["maximum_retry_attempts"],
+            "on_failure": queues[destination.split("aws_sqs_queue.")[1].split(".arn")[0]]["name"],
+        }
+    return shape
+
+
+def async_from_deploy(stack) -> Shape:
+    from infra.deploy import wanted_async_settings
+
+    outputs = Provisioner(Clients()).apply(stack)
+    names = {q["arn"]: q["name"] for q in outputs.queues.values()}
+    shape = {}
+    for settings in stack.async_invokes:
+        wanted = wanted_async_settings(settings, outputs)
+        shape[settings.function] = {
+            "retries": wanted["MaximumRetryAttempts"],
+            "on_failure": names[wanted["DestinationConfig"]["OnFailure"]["Destination"]],
+        }
+    return shape
+
+
+@pytest.mark.parametrize("stage", ["local", "dev", "prod"])
+def test_asynchronous_invocation_settings_agree(stage):
+    """Retries and on-failure queue of S3-invoked functions, as each path applies them."""
+    stack = stack_for(stage)
+    cfn, tf = async_from_cloudformation(stack), async_from_terraform(stack)
+    with mock_aws():
+        deployed = async_from_deploy(stack)
+    assert cfn == tf == deployed
+    assert cfn == {
+        s.function: {
+            "retries": s.maximum_retry_attempts,
+            "on_failure": stack.failure_queue(s.on_failure_queue_key).name,
+        }
+        for s in stack.async_invokes
+    }

@@ -76,12 +76,22 @@ def test_deploy_is_complete_repeatable_and_destroy_leaves_nothing(
 
     sqs = session.client("sqs")
     queue_names = {url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])}
-    assert queue_names == {n for q in stack.queues for n in (q.name, q.dlq_name)}
+    declared = {n for q in stack.queues for n in (q.name, q.dlq_name)}
+    assert queue_names == declared | {q.name for q in stack.failure_queues}
+    # Asynchronously invoked functions (dev's ingest_from_s3) retry, then go to their queue.
+    assert set(first["async_changes"]) == {s.function for s in stack.async_invokes}
+    for settings in stack.async_invokes:
+        config = lambda_.get_function_event_invoke_config(
+            FunctionName=stack.function(settings.function).physical_name
+        )
+        target = stack.failure_queue(settings.on_failure_queue_key).name
+        assert config["MaximumRetryAttempts"] == settings.maximum_retry_attempts
+        assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(f":{target}")
     tables = set(session.client("dynamodb").list_tables()["TableNames"])
     assert tables == {t.name for t in stack.tables}
 
     second = run(capsys, "deploy", *args)
-    assert second["mapping_changes"] == {}
+    assert second["mapping_changes"] == {} and second["async_changes"] == {}
 
     run(capsys, "destroy", *args)
     assert lambda_.list_functions()["Functions"] == []

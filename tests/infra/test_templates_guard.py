@@ -212,16 +212,13 @@ def test_each_dlq_and_function_has_its_alarm_on_the_right_metric(alarms):
         assert expected in rendered, f"missing or different: {expected}"
 
 
-def _destinations(stack: Stack) -> set[str]:
-    """Queues that collect what Lambda gave up on: nothing consumes them."""
-    return {s.on_failure_queue_key for s in stack.event_sources if s.on_failure_queue_key}
-
-
 def test_each_on_failure_queue_alarms_as_soon_as_it_holds_a_message(alarms):
+    """Queues that collect what Lambda gave up on have no consumer: one message alarms."""
     stack, rendered = alarms
     alerts = {stack.topic("alerts").name}
-    for key in _destinations(stack):
-        queue = stack.queue(key)
+    destinations = {s.on_failure_queue_key for s in stack.event_sources if s.on_failure_queue_key}
+    assert destinations <= {q.key for q in stack.failure_queues}
+    for queue in stack.failure_queues:
         assert {
             "namespace": "AWS/SQS",
             "metric": "ApproximateNumberOfMessagesVisible",
@@ -237,8 +234,6 @@ def test_each_on_failure_queue_alarms_as_soon_as_it_holds_a_message(alarms):
 def test_each_source_queue_alarms_on_its_oldest_message_after_its_visibility_timeout(alarms):
     stack, rendered = alarms
     for queue in stack.queues:
-        if queue.key in _destinations(stack):
-            continue  # nothing consumes it: any message alarms at once (above)
         [age] = [
             a
             for a in rendered
@@ -268,6 +263,7 @@ def test_each_stream_consumer_alarms_on_its_iterator_age(alarms):
 def test_nothing_alarms_on_a_resource_that_is_not_declared(alarms):
     stack, rendered = alarms
     queues = {n for q in stack.queues for n in (q.name, q.dlq_name)}
+    queues |= {q.name for q in stack.failure_queues}
     functions = {f.physical_name for f in stack.functions}
     for alarm in rendered:
         dimension = alarm["dimensions"].get("QueueName") or alarm["dimensions"].get("FunctionName")

@@ -78,7 +78,7 @@ def test_every_mapping_reports_batch_item_failures(terraform_dirs, stage):
             assert body["event_source_arn"] == f"${{aws_dynamodb_table.{table}.stream_arn}}"
             assert body["bisect_batch_on_function_error"] is True
             assert body["maximum_retry_attempts"] == source.maximum_retry_attempts
-            target = terraform.queue_name(stack.queue(source.on_failure_queue_key))
+            target = terraform.name(source.on_failure_queue_key)
             assert body["destination_config"] == [
                 {"on_failure": [{"destination_arn": f"${{aws_sqs_queue.{target}.arn}}"}]}
             ]

@@ -85,12 +85,12 @@ def test_a_poison_chunk_reaches_the_dlq_after_five_receives_and_only_it_is_redel
     attempts: Counter[int] = Counter()
     real_write = handlers.writer.write_chunk
 
-    def write_failing_chunk_1(body, services):
+    def write_failing_chunk_1(body, services, *delivery):
         seq = chunks.decode_chunk(body).seq
         attempts[seq] += 1
         if seq == 1:
             raise RuntimeError("injected fault: chunk 1 cannot be written")
-        return real_write(body, services)
+        return real_write(body, services, *delivery)
 
     monkeypatch.setattr(handlers.writer, "write_chunk", write_failing_chunk_1)
     # The ingest queue keeps its production visibility timeout (six times the

@@ -16,6 +16,7 @@ from botocore.stub import Stubber
 from rich.console import Console
 
 from chalicelib.aws import Clients
+from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.readings.chunks import encode_chunk, encode_row
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main
@@ -24,6 +25,8 @@ from ops.status import queue_counts
 
 ROW = ["1717200000.125", "lab-01", "wired", "gateway-a", "0.82", "probe-eu-1", "21.4"]
 TRACE = {"trace": {"DataType": "String", "StringValue": "abc-123"}}
+# The redrive marks what it moves back with the DLQ's name.
+REDRIVEN = {REDRIVE_ATTRIBUTE: {"DataType": "String", "StringValue": "eventflow-local-ingest-dlq"}}
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +36,7 @@ def short_polls(monkeypatch):
 
 
 def chunk_body(ingest_id: str = "a" * 32, seq: int = 0, rows: int = 3) -> str:
-    return encode_chunk(ingest_id, seq, [encode_row(ROW)] * rows)
+    return encode_chunk(ingest_id, 1, seq, [encode_row(ROW)] * rows)
 
 
 def dead_letter(sqs, source_url: str, body: str, **send_args) -> str:
@@ -71,7 +74,7 @@ def test_peek_shows_a_dead_lettered_chunk_and_leaves_it_in_the_dlq(services, out
 
     assert [m.message_id for m in first] == [m.message_id for m in again] == [message_id]
     seen = first[0]
-    assert seen.summary == {"kind": "chunk", "ingest_id": "a" * 32, "seq": 4, "rows": 3}
+    assert seen.summary == {"kind": "chunk", "ingest_id": "a" * 32, "run": 1, "seq": 4, "rows": 3}
     assert seen.message_attributes["trace"]["StringValue"] == "abc-123"
     assert seen.receive_count > MAX_RECEIVE_COUNT
     assert seen.sent_at_ms is not None
@@ -111,7 +114,7 @@ def test_redrive_moves_messages_back_with_body_and_attributes_and_empties_the_dl
     assert queue_counts(sqs, dlq) == (0, 0)
     back = receive_all(sqs, source)
     assert {m["Body"] for m in back} == bodies
-    assert all(m["MessageAttributes"] == TRACE for m in back)
+    assert all(m["MessageAttributes"] == {**TRACE, **REDRIVEN} for m in back)
     # A fresh message on the source queue: its receive budget starts again.
     assert all(m["Attributes"]["ApproximateReceiveCount"] == "1" for m in back)
 
@@ -199,7 +202,8 @@ def test_a_fifo_redrive_keeps_group_and_deduplication_ids(clients):
     assert [m["Body"] for m in back] == ["order-0", "order-1"]
     assert {m["Attributes"]["MessageGroupId"] for m in back} == {"customer-7"}
     assert [m["Attributes"]["MessageDeduplicationId"] for m in back] == ["order-0", "order-1"]
-    assert all(m["MessageAttributes"] == TRACE for m in back)
+    assert all(m["MessageAttributes"][REDRIVE_ATTRIBUTE]["StringValue"] for m in back)
+    assert all(m["MessageAttributes"]["trace"] == TRACE["trace"] for m in back)
 
 
 def test_the_cli_peeks_and_redrives_by_key_or_name(services, outputs):
@@ -216,7 +220,7 @@ def test_the_cli_peeks_and_redrives_by_key_or_name(services, outputs):
     ]
 
     code, out = run_cli("dlq", "peek", "eventflow-local-ingest-dlq")
-    assert code == 0 and "chunk 2 of ingest" in out and "5 rows" in out
+    assert code == 0 and "chunk 2 (run 1) of ingest" in out and "5 rows" in out
 
     code, out = run_cli("dlq", "redrive", "ingest-dlq", "--max", "5")
     assert code == 0 and "moved 1 message(s)" in out

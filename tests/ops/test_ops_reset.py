@@ -51,9 +51,8 @@ def test_reset_deletes_everything_and_provisions_the_stage_again(target):
     assert code == 0, out
     names = {url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])}
     assert "not-declared" not in names
-    assert {q.name for q in target.stack.queues} | {
-        q.dlq_name for q in target.stack.queues
-    } == names
+    declared = {n for q in target.stack.queues for n in (q.name, q.dlq_name)}
+    assert declared | {q.name for q in target.stack.failure_queues} == names
     attributes = sqs.get_queue_attributes(
         QueueUrl=ingest_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]

@@ -33,7 +33,9 @@ def test_queue_depths_count_visible_in_flight_and_dlq_messages(target):
     assert (ingest["visible"], ingest["in_flight"]) == (2, 1)
     assert (ingest["dlq_visible"], ingest["dlq_in_flight"]) == (2, 0)
     assert ingest["dlq_name"] == "eventflow-local-ingest-dlq"
-    assert [q["key"] for q in snap["queues"]] == [q.key for q in target.stack.queues]
+    assert [q["key"] for q in snap["queues"]] == [
+        q.key for q in (*target.stack.queues, *target.stack.failure_queues)
+    ]
 
 
 def test_table_counts_are_exact_locally_with_or_without_a_scan(target):
@@ -98,7 +100,8 @@ def test_status_command_prints_json_for_scripts(target):
     assert main(["status", "--json"], console=Console(file=out, width=200)) == 0
     data = json.loads(out.getvalue())
     assert data["stage"] == "local"
-    assert {q["key"] for q in data["queues"]} == {q.key for q in target.stack.queues}
+    declared = (*target.stack.queues, *target.stack.failure_queues)
+    assert {q["key"] for q in data["queues"]} == {q.key for q in declared}
     assert data["orders"]["by_status"]["PENDING"] == 0
 
 

@@ -130,7 +130,7 @@ def test_an_object_deleted_before_ingest_fails_the_job_instead_of_retrying_forev
     ref = ObjectRef(bucket=services.settings.uploads_bucket, key="incoming/gone.csv", etag="abc")
     from chalicelib.readings.ingest import ingest_object
 
-    job = ingest_object(ref, services)
+    job = ingest_object(ref, services, owner="test")
     assert job["state"] == "FAILED" and job["reason"] == "the object no longer exists"
 
 
@@ -140,7 +140,7 @@ def test_an_object_replaced_before_ingest_reads_no_other_version(services, outpu
     from chalicelib.readings.ingest import ingest_object
 
     ref = ObjectRef(bucket=services.settings.uploads_bucket, key="incoming/r.csv", etag=etag)
-    job = ingest_object(ref, services)
+    job = ingest_object(ref, services, owner="test")
     assert job["state"] == "FAILED" and "replaced" in job["reason"]
 
 

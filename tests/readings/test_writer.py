@@ -23,12 +23,12 @@ def row(n: int) -> list[str]:
 @pytest.fixture
 def job(services):
     ref = ObjectRef(bucket="b", key="incoming/x.csv", etag="e1")
-    services.jobs.start(ref)
+    services.jobs.start(ref, owner="test", lease_seconds=60)
     return ref.ingest_id
 
 
 def chunk(ingest_id: str, seq: int, rows: list[list[str]]) -> str:
-    return encode_chunk(ingest_id, seq, [encode_row(r) for r in rows])
+    return encode_chunk(ingest_id, 1, seq, [encode_row(r) for r in rows])
 
 
 def count_items(services) -> int:
@@ -51,6 +51,7 @@ def test_redelivering_a_chunk_changes_nothing(services, job):
 def test_the_job_completes_only_when_every_accepted_row_is_written(services, job):
     services.jobs.set_totals(
         job,
+        run=1,
         rows_seen=3,
         rows_accepted=2,
         rows_rejected=1,
@@ -71,6 +72,7 @@ def test_chunks_written_before_totals_still_complete_the_job(services, job):
     assert services.jobs.get(job)["state"] == "RUNNING"
     final = services.jobs.set_totals(
         job,
+        run=1,
         rows_seen=2,
         rows_accepted=2,
         rows_rejected=0,
@@ -166,7 +168,7 @@ def test_batch_write_uses_25_items_per_call(clock):
 
 def test_reopening_a_job_clears_its_failure(services, job):
     services.jobs.note_error(job, "RuntimeError: boom")
-    services.jobs.fail(job, "gave up")
+    services.jobs.fail(job, "gave up", run=1)
     reopened = services.jobs.reopen(job)
     assert (reopened["state"], reopened["reason"], reopened["last_error"]) == (
         "RUNNING",

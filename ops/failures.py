@@ -1,0 +1,90 @@
+"""``dlq replay QUEUE``: run again what an on-failure queue holds.
+
+An on-failure queue (``infra.declaration.FailureQueue``) receives Lambda's
+record of each asynchronous invocation it gave up on: the S3 event, the
+error, the attempts. There is no source queue to redrive such a record to;
+instead each object the event names is ingested again, here in the
+operator's process (as ``ops ingest replay`` does), through
+:func:`chalicelib.readings.ingest.replay_object`: a job already done is left
+alone, anything else gets a new run.
+
+A record is deleted only after every object it names was ingested (or found
+done, or ended FAILED, which the job record then explains); a record whose
+replay raised stays in the queue, visible again at the end of the run, and is
+reported with the error. Running the command again is safe: the ingest is
+idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from chalicelib.readings import ingest
+from ops.redrive import SQS_BATCH, failure_record, failure_refs, release
+
+# Long enough to ingest the objects of one record in the operator's shell.
+REPLAY_VISIBILITY_SECONDS = ingest.MAX_LEASE_SECONDS
+
+
+@dataclass
+class ReplayedRecord:
+    message_id: str
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class ReplayResult:
+    replayed: list[ReplayedRecord] = field(default_factory=list)
+    failed: list[ReplayedRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def replay_failures(sqs: Any, url: str, services: Any, max_records: int) -> ReplayResult:
+    """Replay up to ``max_records`` records from an on-failure queue."""
+    result = ReplayResult()
+    held: list[str] = []
+    try:
+        while len(result.replayed) + len(result.failed) < max_records:
+            want = min(SQS_BATCH, max_records - len(result.replayed) - len(result.failed))
+            messages = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=want,
+                VisibilityTimeout=REPLAY_VISIBILITY_SECONDS,
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                record = _replay_one(message, services)
+                if record.error is None:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    result.replayed.append(record)
+                else:
+                    held.append(message["ReceiptHandle"])
+                    result.failed.append(record)
+    finally:
+        release(sqs, url, held)
+    return result
+
+
+def _replay_one(message: dict[str, Any], services: Any) -> ReplayedRecord:
+    replayed = ReplayedRecord(message_id=message["MessageId"])
+    record = failure_record(message["Body"])
+    if record is None:
+        replayed.error = "not an on-failure record of an asynchronous invocation"
+        return replayed
+    try:
+        for ref in failure_refs(record):
+            job = ingest.replay_object(ref, services)
+            replayed.jobs.append({"ingest_id": job["ingest_id"], "state": job["state"]})
+    except Exception as error:  # reported per record; the record stays for a later run
+        replayed.error = f"{type(error).__name__}: {error}"
+    return replayed
