@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from chalicelib.orders import handlers, service
 from chalicelib.orders.model import OrderRequest, ProductInput
 from chalicelib.orders.states import Actor, Status
+from localcloud import motolocks
+from localcloud.runtime.sqs import lambda_record
 from tests.orders.flow import OrderFlow
 from tests.orders.helpers import order_body, seed_products
 
@@ -163,3 +168,47 @@ def test_a_message_that_is_not_an_event_fails_so_that_it_reaches_the_dlq(service
     )
     [response] = flow.deliver("inventory", handlers.update_inventory)
     assert len(response["batchItemFailures"]) == 1
+
+
+def test_two_orders_racing_for_the_last_unit_confirm_exactly_one(services, flow, outputs):
+    """Both consumers read one unit left, then both try to reserve it at once."""
+    motolocks.install()  # unlocked, moto's transactions are not atomic across threads
+    last = ProductInput.model_validate({"name": "Gadget", "price": "3.99", "stock": 1})
+    services.products.put("gadget", last)
+    orders = [place(services, f"racer-{n}", gadget=1) for n in (1, 2)]
+    flow.publish()
+    queue = outputs.queues["inventory"]
+    messages = services.clients.sqs.receive_message(
+        QueueUrl=queue["url"], MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    assert len(messages) == 2  # one group per order: nothing orders them
+
+    barrier = threading.Barrier(2, timeout=30)
+    first_write = threading.local()
+
+    def hold_first_reservation(**_):
+        if not getattr(first_write, "done", False):
+            first_write.done = True
+            barrier.wait()
+
+    client = services.clients.dynamodb
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", hold_first_reservation)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            responses = list(
+                pool.map(
+                    lambda m: handlers.update_inventory(
+                        {"Records": [lambda_record(m, queue["arn"], "us-east-1")]}, None, services
+                    ),
+                    messages,
+                )
+            )
+    finally:
+        client.meta.events.unregister(
+            "before-call.dynamodb.TransactWriteItems", hold_first_reservation
+        )
+
+    assert responses == [{"batchItemFailures": []}] * 2
+    statuses = sorted(services.orders.get(o["order_id"])["status"] for o in orders)
+    assert statuses == ["CONFIRMED", "REJECTED"]
+    assert stock(services, "gadget") == (0, 1)
