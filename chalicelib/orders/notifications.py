@@ -34,6 +34,7 @@ Email is therefore at most once except in that window (see docs/orders.md).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
@@ -64,6 +65,9 @@ def apply(event: OrderEvent, services, lease: timedelta) -> str:
     retried.
     """
     email = emails.render(event)
+    # Built before the claim: a client that cannot be made (no region) fails
+    # the message without leaving a lease behind.
+    ses = services.clients("ses")
     store = claims(services)
     claim = store.claim(
         event.event_id, lease, {"order_id": event.order_id, "event_type": event.event_type}
@@ -77,13 +81,12 @@ def apply(event: OrderEvent, services, lease: timedelta) -> str:
         count("NotificationsReclaimed", 1)
         logger.warning("claiming an email again after a lease expired", extra={
             "attempt": claim.attempt, "event_id": event.event_id})  # fmt: skip
-    return _send(email, claim, store, services)
+    return _send(email, claim, store, ses, services.settings.mail_from)
 
 
-def _send(email: emails.Email, claim: Claim, store: Claims, services) -> str:
-    sender = services.settings.mail_from
+def _send(email: emails.Email, claim: Claim, store: Claims, ses: Any, sender: str) -> str:
     try:
-        response = services.clients("ses").send_email(
+        response = ses.send_email(
             Source=sender,
             Destination={"ToAddresses": [email.to]},
             Message={

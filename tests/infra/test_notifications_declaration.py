@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 
-from chalicelib.orders import claims
+from chalicelib.orders import claims, emails
 from chalicelib.orders.states import EventType
 from infra import arns, iam
 from infra.stageconfig import StageConfig
@@ -76,3 +77,11 @@ def test_provisioning_verifies_the_sender_identity(clients, outputs, settings):
     identities = clients("ses").list_identities()["Identities"]
     assert settings.mail_from in identities
     assert json.dumps(outputs.queues["notifications"])  # provisioned, with a URL and ARN
+
+
+def test_the_deployment_package_ships_every_email_template(prod_cfn_dir):
+    with zipfile.ZipFile(prod_cfn_dir / "deployment.zip") as package:
+        shipped = set(package.namelist())
+    for kind in emails.kinds():
+        for suffix in (".subject", ".txt"):
+            assert f"chalicelib/templates/{kind}{suffix}" in shipped

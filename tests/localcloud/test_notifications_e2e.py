@@ -28,9 +28,9 @@ from tests.localcloud.test_orders_e2e import drain, subscribe, wait_for
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    # Failed messages come back after 1-2 s instead of the stage's 2 s doubling,
+    # Failed messages come back after 1 s instead of the stage's 2 s doubling,
     # so five receives (and the DLQ) take seconds.
-    fast = RetryPolicy(base_seconds=1, cap_seconds=2)
+    fast = RetryPolicy(base_seconds=1, cap_seconds=1)
     monkeypatch.setattr(Services, "sqs_retry", property(lambda self: fast))
     monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)
 
