@@ -206,6 +206,14 @@ def update_inventory(event):
     return orders_handlers.update_inventory(event.to_dict(), event.context, services())
 
 
+# -- orders: notifications ------------------------------------------------------
+
+
+@app.on_sqs_message(queue=settings.notifications_queue, batch_size=10)
+def send_notifications(event):
+    return orders_handlers.send_notifications(event.to_dict(), event.context, services())
+
+
 # -- readings ingest -------------------------------------------------------------
 
 if settings.ingest_trigger == "sqs":

@@ -32,6 +32,9 @@ SQS_RETRY_BASE_SECONDS = 2
 
 
 ORDERS_STREAM_ARN_VARIABLE = "EVENTFLOW_ORDERS_STREAM_ARN"
+# Notifications: the address order emails come from (an SES identity of the stage).
+MAIL_FROM_VARIABLE = "EVENTFLOW_MAIL_FROM"
+DEFAULT_MAIL_FROM = "orders@example.com"
 
 
 class ConfigError(ValueError):
@@ -49,6 +52,8 @@ class Settings:
     # set it before app.py is imported; `chalice package` output gets it from
     # the template (infra/), which replaces the placeholder.
     orders_stream_arn_override: str | None = None
+    # -- notifications: SES sends only from a verified identity (infra declares it).
+    mail_from: str = DEFAULT_MAIL_FROM
 
     def __post_init__(self) -> None:
         if not self.stage or not self.stage.replace("-", "").isalnum():
@@ -57,6 +62,9 @@ class Settings:
             raise ConfigError(
                 f"EVENTFLOW_INGEST_TRIGGER {self.ingest_trigger!r} must be one of {INGEST_TRIGGERS}"
             )
+        local, _, domain = self.mail_from.partition("@")
+        if not local or "." not in domain or " " in self.mail_from:
+            raise ConfigError(f"{MAIL_FROM_VARIABLE} {self.mail_from!r} must be an email address")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -66,6 +74,7 @@ class Settings:
             uploads_bucket_override=env.get("EVENTFLOW_UPLOADS_BUCKET") or None,
             cors_origin=env.get("EVENTFLOW_CORS_ORIGIN") or None,
             orders_stream_arn_override=env.get(ORDERS_STREAM_ARN_VARIABLE) or None,
+            mail_from=env.get(MAIL_FROM_VARIABLE) or DEFAULT_MAIL_FROM,
         )
 
     def name(self, key: str) -> str:
@@ -130,6 +139,13 @@ class Settings:
         return self.orders_stream_arn_override or (
             f"arn:aws:dynamodb:us-east-1:000000000000:table/{self.orders_table}/stream/unprovisioned"
         )
+
+    # -- notifications ------------------------------------------------------------
+
+    @property
+    def notifications_queue(self) -> str:
+        # Standard, not FIFO: emails need no order, and a standard queue scales.
+        return self.name("notifications")
 
 
 def dlq_name(queue_name: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from chalicelib.config import SQS_RETRY_BASE_SECONDS, UPLOADS_PREFIX, Settings, dlq_name
 from chalicelib.orders import store as order_keys
+from chalicelib.orders.states import EventType
 from chalicelib.readings import keys
 from infra.stageconfig import StageConfig
 
@@ -512,6 +513,41 @@ def declare(config: StageConfig) -> Stack:
         for name in ("intake_orders", "publish_order_events", "update_inventory")
     )
     failure_queues: tuple[FailureQueue, ...] = (order_events_failed,)
+
+    # -- notifications: one email per order event (chalicelib.orders.notifications)
+    # A standard queue: emails need no order, and the claim per event_id
+    # (chalicelib.orders.claims) makes the queue's duplicates harmless.
+    # SNS FIFO topics deliver to standard queues as well.
+    notifications_queue = Queue(
+        key="notifications",
+        name=settings.notifications_queue,
+        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("send_notifications"),
+    )
+    queues.append(notifications_queue)
+    subscriptions.append(
+        # Every event type is an email; a type added later needs its template first.
+        Subscription(
+            key="notifications",
+            topic_key="order-events",
+            queue_key="notifications",
+            filter_policy={"event_type": sorted(str(t) for t in EventType)},
+        )
+    )
+    event_sources.append(
+        EventSourceSettings(function="send_notifications", source_key="notifications")
+    )
+    functions += (
+        Function(
+            name="send_notifications",
+            physical_name=settings.name("send_notifications"),
+            timeout=config.lambda_timeout("send_notifications"),
+            memory_size=config.lambda_memory_size("send_notifications"),
+        ),
+    )
+    email_identities: tuple[EmailIdentity, ...] = (
+        EmailIdentity(key="sender", email=settings.mail_from),
+    )
+
     async_invokes: tuple[AsyncInvokeSettings, ...] = ()
     if settings.ingest_trigger == "s3":
         # S3 invokes ingest_from_s3 asynchronously: what Lambda gives up on
@@ -532,6 +568,7 @@ def declare(config: StageConfig) -> Stack:
         event_sources=tuple(event_sources),
         topics=(alerts, order_events),
         subscriptions=tuple(subscriptions),
+        email_identities=email_identities,
         functions=functions,
         failure_queues=failure_queues,
         async_invokes=async_invokes,

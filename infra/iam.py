@@ -168,6 +168,12 @@ ACCESS: dict[str, tuple[Grant, ...]] = {
         TableAccess("products", "BatchGetItem UpdateItem"),
         TableAccess("idempotency", "PutItem"),
     ),
+    # -- notifications: claim the event, send as the sender identity, mark it sent
+    # (chalicelib.orders.claims); every step on the claim is one conditional UpdateItem.
+    "send_notifications": (
+        TableAccess("idempotency", "UpdateItem"),
+        IdentityAccess("sender", "SendEmail"),
+    ),
     "ingest_from_queue": _INGEST,
     "ingest_from_s3": _INGEST,
     "write_readings": (

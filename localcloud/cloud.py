@@ -3,7 +3,8 @@
 :class:`LocalCloud` starts, in this order, and stops in reverse:
 
 1. moto's server on ``127.0.0.1:aws_port``, with each service's requests
-   made atomic (:mod:`localcloud.motolocks`);
+   made atomic (:mod:`localcloud.motolocks`), and the SES outbox at
+   ``/_aws/ses`` (:mod:`localcloud.outbox`);
 2. the process environment: the endpoint, dummy credentials and the stage's
    variables, before ``app.py`` is imported (Chalice's own order);
 3. the resources, through the same code path as ``python -m infra provision``;
@@ -40,7 +41,7 @@ from chalicelib.aws import Clients
 from infra.declaration import Stack, declare
 from infra.provision import Outputs, Provisioner
 from infra.stageconfig import PROJECT_DIR, StageConfig
-from localcloud import motolocks
+from localcloud import motolocks, outbox
 from localcloud.apiserver import ApiServer
 from localcloud.env import EnvironmentPatch, export_lines
 
@@ -208,6 +209,8 @@ class LocalCloud:
         motolocks.install()
         self._moto = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         self._moto.start()
+        # The local outbox (GET/DELETE /_aws/ses) on moto's own host and port.
+        outbox.serve(self._moto)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop everything that started, newest first; safe to call more than once."""

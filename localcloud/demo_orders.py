@@ -108,7 +108,36 @@ def run_orders_demo(
     for product_id in DEMO_PRODUCTS:
         product = _request(base, "GET", f"/products/{product_id}")
         say(f"demo: {product_id} stock {product['stock']}, reserved {product['reserved']}")
+    # -- notifications: one email per event of the demo's orders ----------------
+    mails = _demo_mails(cloud, final, should_stop)
+    if mails is None:
+        return None
+    say(f"demo: {len(mails)} emails in the outbox for {DEMO_CUSTOMER}@example.com:")
+    for mail in mails:
+        say(f"demo:   {mail['Subject']}")
     say("try:", style="bold")
     say(f"  curl {base}/customers/{DEMO_CUSTOMER}/orders")
     say(f"  curl {base}/products/demo-widget")
+    say(f"  python -m ops mail --email {DEMO_CUSTOMER}@example.com --full")
     return final
+
+
+def _demo_mails(
+    cloud: Any, final: dict[str, dict[str, Any]], should_stop: Callable[[], bool]
+) -> list[dict[str, Any]] | None:
+    """The outbox's emails about the demo's orders, once there is one per event
+    (an order's version counts its events), or what arrived by the step's timeout."""
+    from ops import mail
+
+    ids = [order["order_id"] for order in final.values()]
+    expected = sum(int(order["version"]) for order in final.values())
+
+    def about_demo_orders() -> list[dict[str, Any]]:
+        found = mail.fetch(cloud.aws_endpoint, f"{DEMO_CUSTOMER}@example.com")
+        return [m for m in found if any(i in m["Subject"] for i in ids)]
+
+    try:
+        _wait(lambda: len(about_demo_orders()) >= expected, should_stop)
+    except DemoStopped:
+        return None
+    return about_demo_orders()

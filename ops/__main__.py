@@ -17,11 +17,11 @@ from rich.console import Console
 
 from infra.provision import ProvisionError
 from infra.stageconfig import UnknownStageError
-from ops import dlq, events, ingest, reset, status, upload
+from ops import dlq, events, ingest, mail, reset, status, upload
 from ops.target import Target, default_stage
 
 # The one place to add a command module (e.g. ``dlq``, ``ingest``).
-COMMANDS: list[ModuleType] = [status, upload, reset, dlq, ingest, events]
+COMMANDS: list[ModuleType] = [status, upload, reset, dlq, ingest, events, mail]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,9 @@ Where the numbers come from:
 * jobs: the first page of ingest-job records, newest first
   (``chalicelib.readings.jobs.IngestJobs``);
 * handlers: the ``AWS/Lambda`` ``Invocations`` and ``Errors`` sums over the last
-  hour, which Lambda publishes in AWS and the local runtime publishes locally.
+  hour, which Lambda publishes in AWS and the local runtime publishes locally;
+* mail: the messages in the local cloud's SES outbox (``ops.mail``); real SES
+  keeps none, so against AWS the section says so.
 """
 
 from __future__ import annotations
@@ -247,6 +249,18 @@ def app_metrics_snapshot(
     return {"sums": dict(zip(APP_METRICS, sums, strict=True))}
 
 
+def mail_snapshot(ses: Any) -> dict[str, Any]:
+    """How many emails SES sent: the local outbox's size (real SES keeps no outbox)."""
+    from ops import mail
+
+    try:
+        return {"sent": len(mail.fetch(ses.meta.endpoint_url))}
+    except mail.NoOutboxError:
+        return {"sent": None, "skipped": "real SES keeps no outbox"}
+    except (OSError, ValueError, KeyError) as error:
+        return {"sent": None, "error": f"outbox unavailable: {error}"}
+
+
 def snapshot(
     clients: Any, stack: Stack, outputs: Outputs, *, jobs_limit: int = 5, exact: bool = False
 ) -> dict[str, Any]:
@@ -262,6 +276,7 @@ def snapshot(
         "orders": orders_snapshot(clients("dynamodb"), stack, exact),
         "stock": stock_snapshot(clients("dynamodb"), stack, exact),
         "metrics": app_metrics_snapshot(clients("cloudwatch"), stack),
+        "mail": mail_snapshot(clients("ses")),
     }
 
 
@@ -385,6 +400,17 @@ def _stock_table(section: dict[str, Any]) -> Table:
     return table
 
 
+def _mail_table(section: dict[str, Any]) -> Table:
+    table = Table(title="Mail", **_TABLE_STYLE)
+    table.add_column("outbox")
+    table.add_column("emails", justify="right")
+    table.add_row("sent", _count(section["sent"]))
+    note = section.get("skipped") or section.get("error")
+    if note:
+        table.caption = note
+    return table
+
+
 def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) -> Group:
     """The status view as one rich renderable; ``runtime_stats`` adds the in-process runtime's."""
     header = Text.assemble(
@@ -402,6 +428,7 @@ def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) ->
                 _tables_table(snap["tables"]),
                 _orders_table(snap["orders"], snap["metrics"]),
                 _stock_table(snap["stock"]),
+                _mail_table(snap["mail"]),
             ],
             padding=(0, 4),
         ),
@@ -433,6 +460,8 @@ def plain_line(snap: dict[str, Any]) -> str:
     published = snap["metrics"].get("sums", {}).get("OrderEventsPublished")
     if published:
         parts.append(f"events published {published}")
+    if snap["mail"].get("sent"):
+        parts.append(f"mails sent {snap['mail']['sent']}")
     return "status: " + " | ".join(parts)
 
 

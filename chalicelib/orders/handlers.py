@@ -9,6 +9,8 @@ batch responses out.
   DLQ with its reason and counts as handled (see :mod:`chalicelib.orders.intake`).
 * ``update_inventory`` applies order events to stock (:mod:`chalicelib.orders.inventory`),
   from a FIFO queue grouped by order, so an order's events are applied in order.
+* ``send_notifications`` emails the customer once per order event
+  (:mod:`chalicelib.orders.notifications`), from a standard queue.
 * ``publish_order_events`` turns the orders table's stream records into
   domain events on the SNS topic and reports, by sequence number, the records
   from the first one it could not publish.
@@ -20,9 +22,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib.batch import sqs_fifo_batch
+from chalicelib.batch import sqs_batch, sqs_fifo_batch
 from chalicelib.observability import correlated, count, invocation, logger
-from chalicelib.orders import events, intake, inventory
+from chalicelib.orders import claims, events, intake, inventory, notifications
 
 REJECTION_ATTRIBUTES = ("eventflow_rejected_code", "eventflow_rejected_reason")
 
@@ -132,3 +134,32 @@ def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str,
         return sqs_fifo_batch(
             event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
         )
+
+
+# -- notifications -----------------------------------------------------------------
+
+
+def send_notifications(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+    # Claims made in this invocation stay exclusive as long as it may run.
+    lease = claims.lease_for(context)
+
+    def apply(record: SQSRecord) -> None:
+        with correlated(message_id=record.message_id):
+            try:
+                order_event = events.parse_event(record.body)
+                with correlated(order_id=order_event.order_id):
+                    outcome = notifications.apply(order_event, services, lease)
+            except claims.ClaimHeld as held:
+                # Not an error: the holder sends it. Retried after a backoff.
+                count("NotificationsBusy", 1)
+                logger.info("email held by another delivery; will retry", extra={
+                    "claim": held.key, "lease_until_ms": held.lease_until_ms})  # fmt: skip
+                raise
+            except Exception:
+                count("NotificationFailures", 1)
+                logger.exception("notification failed; SQS will redeliver it")
+                raise
+            logger.info("notification handled", extra={"outcome": outcome})
+
+    with invocation("send_notifications", services.settings.stage):
+        return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)

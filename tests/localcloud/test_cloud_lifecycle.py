@@ -120,6 +120,8 @@ def _orders_demo_checks(cloud):
     text = out.getvalue()
     assert "demo: demo-widget stock 18, reserved 2" in text, text
     assert "demo: demo-gadget stock 4, reserved 1" in text, text
+    # One email per event: three received, two confirmed, one rejected, one cancelled.
+    assert "demo: 7 emails in the outbox for demo-customer@example.com:" in text, text
     # The API's own metrics reach the local CloudWatch too, as Lambda's logs would carry them.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
