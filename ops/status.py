@@ -16,7 +16,8 @@ Where the numbers come from:
 * jobs: the first page of ingest-job records, newest first
   (``chalicelib.readings.jobs.IngestJobs``);
 * handlers: the ``AWS/Lambda`` ``Invocations`` and ``Errors`` sums over the last
-  hour, which Lambda publishes in AWS and the local runtime publishes locally.
+  hour, which Lambda publishes in AWS and the local runtime publishes locally;
+* analytics: today's (UTC) item of the daily-analytics table, one ``GetItem``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from rich.text import Text
 
 from chalicelib.clock import Clock
 from chalicelib.observability import NAMESPACE
+from chalicelib.orders import analytics
 from chalicelib.orders.states import Status
 from chalicelib.readings.jobs import IngestJobs
 from infra.declaration import Stack
@@ -247,6 +249,18 @@ def app_metrics_snapshot(
     return {"sums": dict(zip(APP_METRICS, sums, strict=True))}
 
 
+# -- orders: analytics ------------------------------------------------------------
+
+
+def analytics_snapshot(ddb: Any, stack: Stack, now: datetime | None = None) -> dict[str, Any]:
+    """Today's (UTC) order counters and revenue: one GetItem, the same as the API's."""
+    day = (now or datetime.now(UTC)).astimezone(UTC).date()
+    try:
+        return analytics.daily(ddb, stack.settings.analytics_table, day)
+    except _AWS_ERRORS as error:
+        return {"date": day.isoformat(), "error": str(error)}
+
+
 def snapshot(
     clients: Any, stack: Stack, outputs: Outputs, *, jobs_limit: int = 5, exact: bool = False
 ) -> dict[str, Any]:
@@ -262,6 +276,7 @@ def snapshot(
         "orders": orders_snapshot(clients("dynamodb"), stack, exact),
         "stock": stock_snapshot(clients("dynamodb"), stack, exact),
         "metrics": app_metrics_snapshot(clients("cloudwatch"), stack),
+        "analytics": analytics_snapshot(clients("dynamodb"), stack),
     }
 
 
@@ -385,6 +400,19 @@ def _stock_table(section: dict[str, Any]) -> Table:
     return table
 
 
+def _analytics_table(section: dict[str, Any]) -> Table:
+    table = Table(title=f"Analytics {section['date']} (UTC)", **_TABLE_STYLE)
+    table.add_column("counter")
+    table.add_column("value", justify="right")
+    if "error" in section:
+        table.caption = f"analytics unavailable: {section['error']}"
+        return table
+    for counter in analytics.COUNTERS:
+        table.add_row(counter.removeprefix("orders_"), _count(section[counter]))
+    table.add_row(analytics.REVENUE, section[analytics.REVENUE])
+    return table
+
+
 def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) -> Group:
     """The status view as one rich renderable; ``runtime_stats`` adds the in-process runtime's."""
     header = Text.assemble(
@@ -402,6 +430,7 @@ def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) ->
                 _tables_table(snap["tables"]),
                 _orders_table(snap["orders"], snap["metrics"]),
                 _stock_table(snap["stock"]),
+                _analytics_table(snap["analytics"]),
             ],
             padding=(0, 4),
         ),
@@ -433,6 +462,12 @@ def plain_line(snap: dict[str, Any]) -> str:
     published = snap["metrics"].get("sums", {}).get("OrderEventsPublished")
     if published:
         parts.append(f"events published {published}")
+    today = snap.get("analytics", {})
+    if today.get("orders_created") or today.get("orders_confirmed"):
+        parts.append(
+            f"today {today['orders_created']} created {today['orders_confirmed']} confirmed "
+            f"revenue {today[analytics.REVENUE]}"
+        )
     return "status: " + " | ".join(parts)
 
 

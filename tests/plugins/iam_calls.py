@@ -60,6 +60,7 @@ EVENT_HANDLERS = frozenset(
         "intake_orders",
         "publish_order_events",
         "update_inventory",
+        "update_analytics",
     }
 )
 # Calls that IAM never authorizes: any principal may make them.
