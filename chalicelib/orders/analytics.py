@@ -84,8 +84,17 @@ class Change:
 
     @property
     def metric(self) -> str:
-        """``orders_confirmed`` → ``OrdersConfirmed``."""
-        return "".join(part.title() for part in self.counter.split("_"))
+        return metric_name(self.counter)
+
+
+def metric_name(counter: str) -> str:
+    """The EMF metric a counter is published as: ``orders_confirmed`` → ``OrdersConfirmed``."""
+    return "".join(part.title() for part in counter.split("_"))
+
+
+REVENUE_METRIC = "Revenue"
+# Everything this consumer publishes, each only for an event it applied.
+METRICS = (*(metric_name(counter) for counter in COUNTERS), REVENUE_METRIC)
 
 
 def event_day(occurred_at: str) -> str:
@@ -143,7 +152,7 @@ def apply(event: OrderEvent, services) -> str:
         return "duplicate"
     count(change.metric, 1)
     if change.revenue:
-        measure(REVENUE.title(), change.revenue)
+        measure(REVENUE_METRIC, change.revenue)
     logger.info(
         "analytics counted",
         extra={"day": change.day, "counter": change.counter, "revenue": str(change.revenue)},
