@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from chalicelib.dynamo import from_item
-from chalicelib.orders import analytics, handlers, service
+from chalicelib.errors import BadRequest
+from chalicelib.orders import analytics, analytics_api, handlers, service
 from chalicelib.orders.events import OrderEvent
 from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.states import Actor, Status, event_type
@@ -297,21 +298,21 @@ def test_conflicts_past_the_attempts_fail_the_message_and_count_nothing(services
     assert day_of(services, "2031-05-04")["orders_confirmed"] == 1
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        "not an event",
-        json.dumps({"event_id": "x"}),
-        order_event("PENDING", "CONFIRMED").body().replace("2031-05-04T", "someday "),
-        order_event("PENDING", "CONFIRMED", total="lots").body(),
-    ],
-    ids=["not-json", "not-an-event", "bad-time", "bad-total"],
+UNCOUNTABLE = (
+    "not an event",
+    json.dumps({"event_id": "x"}),
+    order_event("PENDING", "CONFIRMED").body().replace("2031-05-04T", "someday "),
+    order_event("PENDING", "CONFIRMED", total="lots").body(),
 )
-def test_a_body_that_cannot_be_counted_fails_and_nothing_is_written(services, body):
+
+
+def test_bodies_that_cannot_be_counted_fail_alone_and_write_nothing(services):
     good = order_event(None, "PENDING")
-    response = deliver(services, body, good)
-    assert len(response["batchItemFailures"]) == 1
-    assert day_of(services, "2031-05-04")["orders_created"] == 1
+    event = sqs_event(*UNCOUNTABLE, good.body(), queue=QUEUE)
+    response = handlers.update_analytics(event, None, services)
+    bad_ids = [r["messageId"] for r in event["Records"][: len(UNCOUNTABLE)]]
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == bad_ids
+    assert day_of(services, "2031-05-04") == {"date": "2031-05-04", **ZEROS, "orders_created": 1}
 
 
 # -- from orders to counters, through the topic --------------------------------------------
@@ -552,13 +553,21 @@ def test_a_day_with_nothing_answers_zeros(api):
     "day",
     ["2026-02-30", "2026-13-01", "2026-00-10", "20260201", "2026-2-1", "2026-W05-1", "today"],
 )
-def test_a_bad_date_is_a_400_naming_the_field(api, day):
-    response = api.http.get(f"/analytics/daily/{day}")
+def test_anything_but_a_calendar_day_as_yyyy_mm_dd_is_refused_naming_the_field(day):
+    with pytest.raises(BadRequest) as refused:
+        analytics_api.parse_day(day)
+    assert [d["field"] for d in refused.value.details] == ["date"]
+    assert "YYYY-MM-DD" in refused.value.details[0]["problem"]
+
+
+def test_a_bad_date_is_a_400_json_naming_the_field(api):
+    response = api.http.get("/analytics/daily/2026-02-30")
     assert response.status_code == 400
     body = json.loads(response.body)
     assert body["error"] == "bad_request"
-    assert [d["field"] for d in body["details"]] == ["date"]
-    assert "YYYY-MM-DD" in body["details"][0]["problem"]
+    assert body["details"] == [
+        {"field": "date", "problem": analytics_api.DAY_PROBLEM + "; 2026-02-30 is not a day"}
+    ]
 
 
 def test_an_unknown_query_parameter_is_a_400_naming_it(api):

@@ -1,0 +1,115 @@
+"""Analytics on a running local cloud: every event reaches the analytics consumer three
+times, through the order-events topic, the analytics queue's subscription and the
+local runtime's SQS poller, and each still counts once."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+
+import pytest
+
+from chalicelib.services import services as app_services
+from localcloud.cloud import LocalCloud
+from tests.localcloud.http_api import call
+from tests.orders.test_analytics import order_event
+
+
+@pytest.fixture
+def cloud():
+    with LocalCloud(aws_port=0, api_port=0) as running:
+        yield running
+
+
+def wait_for(predicate, timeout: float = 60.0):
+    """Poll until ``predicate()`` is truthy; bounded, never a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def depth(cloud: LocalCloud, key: str) -> int:
+    attributes = cloud.clients.sqs.get_queue_attributes(
+        QueueUrl=cloud.outputs.queues[key]["url"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+class AnalyticsTransactions:
+    """Counts the analytics consumer's transactions, made with the app's own client."""
+
+    def __init__(self, cloud: LocalCloud):
+        self.table = cloud.stack.settings.analytics_table
+        self.client = app_services().clients.dynamodb
+        self.calls = 0
+        self.client.meta.events.register(self.EVENT, self)
+
+    EVENT = "before-parameter-build.dynamodb.TransactWriteItems"
+
+    def __call__(self, params, **_):
+        tables = {i[kind]["TableName"] for i in params["TransactItems"] for kind in i}
+        self.calls += self.table in tables
+
+    def close(self):
+        self.client.meta.events.unregister(self.EVENT, self)
+
+
+def test_every_event_published_three_times_counts_once(cloud):
+    # Local clouds in one process share moto's state: this test counts on a day of its own.
+    day = f"2{random.randrange(100, 999)}-0{random.randrange(1, 10)}-1{random.randrange(0, 9)}"
+    paid, refunded, rejected = (str(uuid.uuid4()) for _ in range(3))
+    events = [
+        order_event(None, "PENDING", "25.00", day=day, order_id=paid),
+        order_event("PENDING", "CONFIRMED", "25.00", day=day, order_id=paid),
+        order_event("CONFIRMED", "SHIPPED", "25.00", day=day, order_id=paid),
+        order_event(None, "PENDING", "9.99", day=day, order_id=refunded),
+        order_event("PENDING", "CONFIRMED", "9.99", day=day, order_id=refunded),
+        order_event("CONFIRMED", "CANCELLED", "9.99", day=day, order_id=refunded),
+        order_event(None, "PENDING", "3.00", day=day, order_id=rejected),
+        order_event("PENDING", "REJECTED", "3.00", day=day, order_id=rejected),
+    ]
+    topic = cloud.outputs.topics["order-events"]["arn"]
+    transactions = AnalyticsTransactions(cloud)
+    for copy in range(3):
+        for event in events:
+            cloud.clients.sns.publish(
+                TopicArn=topic,
+                Message=event.body(),
+                MessageAttributes=event.attributes(),
+                MessageGroupId=event.order_id,
+                # A distinct id per copy: AWS's topic would drop a repeated one, and
+                # these stand for SQS delivering the same event again.
+                MessageDeduplicationId=f"{event.event_id}-{copy}",
+            )
+    expected = {
+        "date": day,
+        "orders_created": 3,
+        "orders_confirmed": 2,
+        "orders_rejected": 1,
+        "orders_cancelled": 1,
+        "revenue": "25.00",
+    }
+
+    def counted():
+        status, body = call(cloud.api_port, "GET", f"/analytics/daily/{day}")
+        return status == 200 and body == expected
+
+    try:
+        wait_for(counted)
+        # Every copy was consumed (none left to count later) and none failed.
+        wait_for(lambda: depth(cloud, "analytics") == 0 and cloud.runtime.wait_until_idle(5))
+    finally:
+        transactions.close()
+    # Each copy of the seven counted events (all but the shipping, which writes
+    # nothing) reached the consumer and tried its transaction; one of each applied.
+    assert transactions.calls == 7 * 3
+    assert call(cloud.api_port, "GET", f"/analytics/daily/{day}") == (200, expected)
+    assert depth(cloud, "analytics-dlq") == 0
+    stats = cloud.runtime.stats()["update_analytics"]
+    assert stats["invocations"] >= 1 and stats["errors"] == 0
