@@ -401,9 +401,10 @@ def _stock_table(section: dict[str, Any]) -> Table:
 
 
 def _analytics_table(section: dict[str, Any]) -> Table:
-    table = Table(title=f"Analytics {section['date']} (UTC)", **_TABLE_STYLE)
+    table = Table(title="Analytics today", **_TABLE_STYLE)
     table.add_column("counter")
     table.add_column("value", justify="right")
+    table.add_row("day (UTC)", section["date"])
     if "error" in section:
         table.caption = f"analytics unavailable: {section['error']}"
         return table
