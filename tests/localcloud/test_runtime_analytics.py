@@ -35,14 +35,6 @@ def wait_for(predicate, timeout: float = 60.0):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-def depth(cloud: LocalCloud, key: str) -> int:
-    attributes = cloud.clients.sqs.get_queue_attributes(
-        QueueUrl=cloud.outputs.queues[key]["url"],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(v) for v in attributes.values())
-
-
 class AnalyticsTransactions:
     """Counts the analytics consumer's transactions for the given events, made with the
     app's own client (moto's state is shared: earlier tests' events may still arrive)."""
@@ -104,21 +96,14 @@ def test_every_event_published_three_times_counts_once(cloud):
         return status == 200 and body == expected
 
     try:
-        wait_for(counted)
-        # Every copy was consumed (none left to count later) and none failed.
-        # (The inventory's queue gets them too: leave it empty for the next test.)
-        wait_for(
-            lambda: (
-                depth(cloud, "analytics") == depth(cloud, "inventory") == 0
-                and cloud.runtime.wait_until_idle(5)
-            )
-        )
+        # Each copy of the seven counted events (all but the shipping, which writes
+        # nothing) reaches the consumer and tries its transaction; one of each applies.
+        # (Not waited on queue depths: local clouds in one process share moto's state,
+        # and an earlier cloud's messages may still be in flight.)
+        wait_for(lambda: transactions.calls >= 7 * 3 and counted())
     finally:
         transactions.close()
-    # Each copy of the seven counted events (all but the shipping, which writes
-    # nothing) reached the consumer and tried its transaction; one of each applied.
     assert transactions.calls == 7 * 3
     assert call(cloud.api_port, "GET", f"/analytics/daily/{day}") == (200, expected)
-    assert depth(cloud, "analytics-dlq") == 0
     stats = cloud.runtime.stats()["update_analytics"]
     assert stats["invocations"] >= 1 and stats["errors"] == 0
