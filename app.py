@@ -13,6 +13,7 @@ from chalice.app import CaseInsensitiveMapping
 from chalicelib import rest
 from chalicelib.config import UPLOADS_PREFIX, Settings
 from chalicelib.observability import invocation, logger
+from chalicelib.orders import analytics_api
 from chalicelib.orders import api as orders_api
 from chalicelib.orders import handlers as orders_handlers
 from chalicelib.readings import api as readings_api
@@ -212,6 +213,19 @@ def update_inventory(event):
 @app.on_sqs_message(queue=settings.notifications_queue, batch_size=10)
 def send_notifications(event):
     return orders_handlers.send_notifications(event.to_dict(), event.context, services())
+
+
+# -- orders: analytics ------------------------------------------------------------
+
+
+@app.route("/analytics/daily/{date}", methods=["GET"], authorizer=iam_auth, cors=cors)
+def get_daily_analytics(date):
+    return _respond(analytics_api.get_daily, date, *_request())
+
+
+@app.on_sqs_message(queue=settings.analytics_queue, batch_size=10)
+def update_analytics(event):
+    return orders_handlers.update_analytics(event.to_dict(), event.context, services())
 
 
 # -- readings ingest -------------------------------------------------------------

@@ -133,6 +133,16 @@ class Settings:
     def inventory_queue(self) -> str:
         return self.name("inventory.fifo")
 
+    # -- orders: analytics consumer -----------------------------------------------
+
+    @property
+    def analytics_queue(self) -> str:
+        return self.name("analytics")
+
+    @property
+    def analytics_table(self) -> str:
+        return self.name("daily-analytics")
+
     @property
     def orders_stream_arn(self) -> str:
         """The orders table's stream, or a placeholder of the same shape before provisioning."""

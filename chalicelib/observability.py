@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -48,3 +49,9 @@ def correlated(**keys: str) -> Iterator[None]:
         yield
     finally:
         logger.remove_keys(list(keys))
+
+
+def measure(name: str, value: Decimal) -> None:
+    """An amount (revenue, say) as a unitless metric; exact values live in the tables."""
+    if value:
+        metrics.add_metric(name=name, unit=MetricUnit.NoUnit, value=float(value))

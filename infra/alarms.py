@@ -13,6 +13,7 @@ does not exist yet, so no renderer needs to order alarms after resources.
 from __future__ import annotations
 
 from chalicelib.observability import NAMESPACE
+from chalicelib.orders import analytics
 from infra.declaration import ALERTS_TOPIC_KEY, Alarm, Dashboard, Queue, Stack
 
 # One message in a DLQ is a message eventflow gave up on: page at once.
@@ -35,6 +36,8 @@ ORDER_METRICS = (
     "IntakeRejected",
     "IntakeFailures",
 )
+
+ANALYTICS_COUNTS = tuple(m for m in analytics.METRICS if m != analytics.REVENUE_METRIC)
 
 
 def queue_age_threshold(queue: Queue) -> int:
@@ -195,6 +198,23 @@ def dashboard(stack: Stack) -> Dashboard:
             [[NAMESPACE, metric, *emf_dimensions] for metric in ORDER_METRICS],
             "Sum",
             3,
+            0,
+        ),
+    )
+    # -- orders: analytics consumer (published once per counted event) --------------
+    widgets += (
+        widget(
+            "Orders counted by analytics",
+            [[NAMESPACE, metric, *emf_dimensions] for metric in ANALYTICS_COUNTS],
+            "Sum",
+            3,
+            1,
+        ),
+        widget(
+            "Revenue (confirmed less cancelled after confirmation)",
+            [[NAMESPACE, analytics.REVENUE_METRIC, *emf_dimensions]],
+            "Sum",
+            4,
             0,
         ),
     )

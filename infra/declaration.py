@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from chalicelib.config import SQS_RETRY_BASE_SECONDS, UPLOADS_PREFIX, Settings, dlq_name
+from chalicelib.orders import analytics as order_analytics
 from chalicelib.orders import store as order_keys
 from chalicelib.orders.states import EventType
 from chalicelib.readings import keys
@@ -559,10 +560,43 @@ def declare(config: StageConfig) -> Stack:
             AsyncInvokeSettings(function="ingest_from_s3", on_failure_queue_key="ingest-failures"),
         )
 
+    # -- orders: analytics consumer ------------------------------------------------
+    # A standard queue: counters commute, so delivery order does not matter;
+    # every event passes its filter (each type is counted, or knowingly not).
+    daily_analytics = Table(
+        key="daily-analytics",
+        name=settings.analytics_table,
+        partition_key=KeyAttribute(order_analytics.ANALYTICS_PK),
+    )
+    analytics_queue = Queue(
+        key="analytics",
+        name=settings.analytics_queue,
+        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("update_analytics"),
+    )
+    queues.append(analytics_queue)
+    subscriptions.append(
+        Subscription(
+            key="analytics",
+            topic_key="order-events",
+            queue_key="analytics",
+            filter_policy={"event_type": sorted(str(kind) for kind in EventType)},
+        )
+    )
+    event_sources.append(EventSourceSettings(function="update_analytics", source_key="analytics"))
+    functions += (
+        Function(
+            name="update_analytics",
+            physical_name=settings.name("update_analytics"),
+            timeout=config.lambda_timeout("update_analytics"),
+            memory_size=config.lambda_memory_size("update_analytics"),
+        ),
+    )
+    analytics_tables = (daily_analytics,)
+
     stack = Stack(
         stage=config.stage,
         settings=settings,
-        tables=(readings, ingests, products, orders, idempotency),
+        tables=(readings, ingests, products, orders, idempotency, *analytics_tables),
         queues=tuple(queues),
         buckets=(uploads,),
         event_sources=tuple(event_sources),

@@ -186,6 +186,16 @@ ACCESS: dict[str, tuple[Grant, ...]] = {
     ),
 }
 
+# -- orders: analytics consumer ----------------------------------------------------
+ACCESS["update_analytics"] = (
+    # The day's counters (Update) and the event's marker (Put) commit in one
+    # TransactWriteItems, authorized per item.
+    TableAccess("daily-analytics", "UpdateItem"),
+    TableAccess("idempotency", "PutItem"),
+)
+# GET /analytics/daily/{date} reads one day's item.
+ACCESS["api_handler"] += (TableAccess("daily-analytics", "GetItem"),)
+
 
 def policy(stack: Stack, function: str) -> dict[str, Any]:
     """The IAM policy document (ARN templates) for one declared function."""

@@ -19,6 +19,7 @@ Where the numbers come from:
   hour, which Lambda publishes in AWS and the local runtime publishes locally;
 * mail: the messages in the local cloud's SES outbox (``ops.mail``); real SES
   keeps none, so against AWS the section says so.
+* analytics: today's (UTC) item of the daily-analytics table, one ``GetItem``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from rich.text import Text
 
 from chalicelib.clock import Clock
 from chalicelib.observability import NAMESPACE
+from chalicelib.orders import analytics
 from chalicelib.orders.states import Status
 from chalicelib.readings.jobs import IngestJobs
 from infra.declaration import Stack
@@ -261,6 +263,18 @@ def mail_snapshot(ses: Any) -> dict[str, Any]:
         return {"sent": None, "error": f"outbox unavailable: {error}"}
 
 
+# -- orders: analytics ------------------------------------------------------------
+
+
+def analytics_snapshot(ddb: Any, stack: Stack, now: datetime | None = None) -> dict[str, Any]:
+    """Today's (UTC) order counters and revenue: one GetItem, the same as the API's."""
+    day = (now or datetime.now(UTC)).astimezone(UTC).date()
+    try:
+        return analytics.daily(ddb, stack.settings.analytics_table, day)
+    except _AWS_ERRORS as error:
+        return {"date": day.isoformat(), "error": str(error)}
+
+
 def snapshot(
     clients: Any, stack: Stack, outputs: Outputs, *, jobs_limit: int = 5, exact: bool = False
 ) -> dict[str, Any]:
@@ -277,6 +291,7 @@ def snapshot(
         "stock": stock_snapshot(clients("dynamodb"), stack, exact),
         "metrics": app_metrics_snapshot(clients("cloudwatch"), stack),
         "mail": mail_snapshot(clients("ses")),
+        "analytics": analytics_snapshot(clients("dynamodb"), stack),
     }
 
 
@@ -411,6 +426,20 @@ def _mail_table(section: dict[str, Any]) -> Table:
     return table
 
 
+def _analytics_table(section: dict[str, Any]) -> Table:
+    table = Table(title="Analytics today", **_TABLE_STYLE)
+    table.add_column("counter")
+    table.add_column("value", justify="right")
+    table.add_row("day (UTC)", section["date"])
+    if "error" in section:
+        table.caption = f"analytics unavailable: {section['error']}"
+        return table
+    for counter in analytics.COUNTERS:
+        table.add_row(counter.removeprefix("orders_"), _count(section[counter]))
+    table.add_row(analytics.REVENUE, section[analytics.REVENUE])
+    return table
+
+
 def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) -> Group:
     """The status view as one rich renderable; ``runtime_stats`` adds the in-process runtime's."""
     header = Text.assemble(
@@ -429,6 +458,7 @@ def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) ->
                 _orders_table(snap["orders"], snap["metrics"]),
                 _stock_table(snap["stock"]),
                 _mail_table(snap["mail"]),
+                _analytics_table(snap["analytics"]),
             ],
             padding=(0, 4),
         ),
@@ -462,6 +492,12 @@ def plain_line(snap: dict[str, Any]) -> str:
         parts.append(f"events published {published}")
     if snap["mail"].get("sent"):
         parts.append(f"mails sent {snap['mail']['sent']}")
+    today = snap.get("analytics", {})
+    if today.get("orders_created") or today.get("orders_confirmed"):
+        parts.append(
+            f"today {today['orders_created']} created {today['orders_confirmed']} confirmed "
+            f"revenue {today[analytics.REVENUE]}"
+        )
     return "status: " + " | ".join(parts)
 
 

@@ -14,6 +14,8 @@ batch responses out.
 * ``publish_order_events`` turns the orders table's stream records into
   domain events on the SNS topic and reports, by sequence number, the records
   from the first one it could not publish.
+* ``update_analytics`` counts order events per day (:mod:`chalicelib.orders.analytics`),
+  from a standard queue, through :func:`chalicelib.batch.sqs_batch`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.batch import sqs_batch, sqs_fifo_batch
 from chalicelib.observability import correlated, count, invocation, logger
-from chalicelib.orders import claims, events, intake, inventory, notifications
+from chalicelib.orders import analytics, claims, events, intake, inventory, notifications
 
 REJECTION_ATTRIBUTES = ("eventflow_rejected_code", "eventflow_rejected_reason")
 
@@ -162,4 +164,27 @@ def send_notifications(event: dict[str, Any], context: Any, services) -> dict[st
             logger.info("notification handled", extra={"outcome": outcome})
 
     with invocation("send_notifications", services.settings.stage):
+        return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
+
+
+# -- analytics consumer --------------------------------------------------------------
+
+
+def update_analytics(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+    """Count order events per day (:mod:`chalicelib.orders.analytics`), from a standard
+    queue: counters commute, so the order of delivery does not matter, only that each
+    event counts once. A message that is not an event fails until SQS moves it to the DLQ."""
+
+    def apply(record: SQSRecord) -> None:
+        with correlated(message_id=record.message_id):
+            try:
+                order_event = events.parse_event(record.body)
+                with correlated(order_id=order_event.order_id):
+                    analytics.apply(order_event, services)
+            except Exception:
+                count("AnalyticsFailures", 1)
+                logger.exception("analytics event failed; SQS will redeliver it")
+                raise
+
+    with invocation("update_analytics", services.settings.stage):
         return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)

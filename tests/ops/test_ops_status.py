@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from ops.__main__ import main
-from ops.status import function_names, lambda_name, plain_line, render, snapshot
+from ops.status import (
+    analytics_snapshot,
+    function_names,
+    lambda_name,
+    plain_line,
+    render,
+    snapshot,
+)
 
 
 def _queue(snap, key):
@@ -149,3 +156,33 @@ def test_orders_are_counted_by_status_and_their_events_by_metric(target):
     assert "Stock" in out.getvalue() and "widget" in out.getvalue()
     line = plain_line(snap)
     assert "orders PENDING 2 CANCELLED 1" in line and "events published 4" in line
+
+
+def test_todays_analytics_are_shown_from_the_days_counters(target):
+    from chalicelib.orders import analytics
+    from chalicelib.services import Services
+    from tests.orders.test_analytics import order_event
+
+    services = Services(target.stage_config.settings(), clients=target.clients)
+    now = datetime.now(UTC)
+    today = now.date().isoformat()
+    for event in (
+        order_event(None, "PENDING", day=today),
+        order_event("PENDING", "CONFIRMED", "25.00", day=today),
+    ):
+        assert analytics.apply(event, services) == "counted"
+
+    section = analytics_snapshot(target.clients.dynamodb, target.stack, now)
+    assert section == {
+        "date": today,
+        "orders_created": 1,
+        "orders_confirmed": 1,
+        "orders_rejected": 0,
+        "orders_cancelled": 0,
+        "revenue": "25.00",
+    }
+    snap = {**snapshot(target.clients, target.stack, target.outputs), "analytics": section}
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(snap))
+    assert "Analytics today" in out.getvalue() and "day (UTC)" in out.getvalue()
+    assert "today 1 created 1 confirmed revenue 25.00" in plain_line(snap)

@@ -61,6 +61,7 @@ EVENT_HANDLERS = frozenset(
         "publish_order_events",
         "update_inventory",
         "send_notifications",
+        "update_analytics",
     }
 )
 # Calls that IAM never authorizes: any principal may make them.

@@ -1,0 +1,216 @@
+"""The analytics consumer: orders and revenue per UTC day, each event counted exactly once.
+
+Every order event advances at most one day's item of the ``daily-analytics``
+table, the day (UTC) on which the change happened (the event's ``occurred_at``):
+
+* ``ORDER_CREATED`` → ``orders_created``;
+* a move to CONFIRMED → ``orders_confirmed``, and ``revenue`` grows by the total;
+* a move to REJECTED → ``orders_rejected``;
+* ``ORDER_CANCELLED`` → ``orders_cancelled``; when the order had been confirmed
+  (its old status is one that only a confirmed order reaches, see
+  :data:`EARNING`), ``revenue`` shrinks by its total again;
+* anything else (SHIPPED, DELIVERED) changes no counter and writes nothing.
+
+So revenue is the sum of the totals of orders confirmed and not cancelled
+since, booked on the day of each change: a cancellation takes its amount off
+the day it happened, which may leave that day's revenue negative.
+
+Exactly once: the counter's ``ADD`` and the processed-event marker
+``analytics#{event_id}`` (:mod:`chalicelib.orders.markers`) commit in one
+``TransactWriteItems``. A redelivered event's marker exists, its transaction
+is cancelled whole, and nothing moves. botocore's own retry after a lost
+response reuses the transaction's token: AWS then answers success, moto a
+marker condition failure; either way the counter moved once (the metrics of
+that one event may be lost in the second case, never doubled).
+
+Metrics (EMF) are published only for a transaction that applied, so they count
+each event once too, with the caveat just given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.clock import Backoff
+from chalicelib.dynamo import cancellation_codes, from_item, to_item
+from chalicelib.observability import count, logger, measure
+from chalicelib.orders import markers
+from chalicelib.orders.events import EventFormatError, OrderEvent
+from chalicelib.orders.money import format_money
+from chalicelib.orders.states import TRANSITIONS, EventType, Status
+
+CONSUMER = "analytics"
+ANALYTICS_PK = "date"
+REVENUE = "revenue"
+COUNTERS = ("orders_created", "orders_confirmed", "orders_rejected", "orders_cancelled")
+# Attempts at one transaction before the message is failed (SQS redelivers it
+# after a backoff): every event of a day updates that day's one item, so
+# concurrent invocations conflict on it, and a few quick retries keep a busy
+# day from spending the message's receives (maxReceiveCount) on conflicts.
+MAX_ATTEMPTS = 4
+# Transaction items: the marker first, then the day's counters.
+MARKER = 0
+RETRYABLE = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+def _earning() -> frozenset[Status]:
+    """CONFIRMED and every status only reachable through it (not by cancelling):
+    an order in one of these has its total in the revenue."""
+    found, todo = set(), [Status.CONFIRMED]
+    while todo:
+        status = todo.pop()
+        if status in found or status is Status.CANCELLED:
+            continue
+        found.add(status)
+        todo += TRANSITIONS.get(status, {})
+    return frozenset(found)
+
+
+EARNING = _earning()
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one event does to one day: a counter +1, and revenue by ``revenue``."""
+
+    day: str
+    counter: str
+    revenue: Decimal = Decimal(0)
+
+    @property
+    def metric(self) -> str:
+        return metric_name(self.counter)
+
+
+def metric_name(counter: str) -> str:
+    """The EMF metric a counter is published as: ``orders_confirmed`` → ``OrdersConfirmed``."""
+    return "".join(part.title() for part in counter.split("_"))
+
+
+REVENUE_METRIC = "Revenue"
+# Everything this consumer publishes, each only for an event it applied.
+METRICS = (*(metric_name(counter) for counter in COUNTERS), REVENUE_METRIC)
+
+
+def event_day(occurred_at: str) -> str:
+    """The UTC calendar day (``YYYY-MM-DD``) of an event's ``occurred_at``."""
+    try:
+        moment = datetime.fromisoformat(occurred_at)
+    except (TypeError, ValueError):
+        raise EventFormatError(f"occurred_at {occurred_at!r} is not an ISO time") from None
+    if moment.tzinfo is None:
+        raise EventFormatError(f"occurred_at {occurred_at!r} has no time zone")
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def _total(event: OrderEvent) -> Decimal:
+    try:
+        total = Decimal(event.total)
+    except (TypeError, InvalidOperation):
+        raise EventFormatError(f"total {event.total!r} is not an amount") from None
+    if not total.is_finite() or total < 0:
+        raise EventFormatError(f"total {event.total!r} is not an amount")
+    return total
+
+
+def change_for(event: OrderEvent) -> Change | None:
+    """The counter an event advances, or None for an event that counts nothing.
+
+    Raises :class:`EventFormatError` for an event whose time or total is unreadable.
+    """
+    new = Status(event.new_status)
+    if event.event_type == EventType.ORDER_CREATED:
+        counter, revenue = "orders_created", Decimal(0)
+    elif new is Status.CONFIRMED:
+        counter, revenue = "orders_confirmed", _total(event)
+    elif new is Status.REJECTED:
+        counter, revenue = "orders_rejected", Decimal(0)
+    elif new is Status.CANCELLED:
+        earned = event.old_status is not None and Status(event.old_status) in EARNING
+        counter, revenue = "orders_cancelled", -_total(event) if earned else Decimal(0)
+    else:
+        return None
+    return Change(event_day(event.occurred_at), counter, revenue)
+
+
+def apply(event: OrderEvent, services) -> str:
+    """Count one event; returns ``counted``, ``nothing`` (counts nothing) or
+    ``duplicate`` (counted before).
+
+    Raises the ``ClientError`` of a transaction that kept conflicting or being
+    throttled, so that the message fails and SQS delivers it again later.
+    """
+    change = change_for(event)
+    if change is None:
+        return "nothing"
+    if not _commit([_marker(event, services), _counter_update(change, services)], services):
+        return "duplicate"
+    count(change.metric, 1)
+    if change.revenue:
+        measure(REVENUE_METRIC, change.revenue)
+    logger.info(
+        "analytics counted",
+        extra={"day": change.day, "counter": change.counter, "revenue": str(change.revenue)},
+    )
+    return "counted"
+
+
+def _commit(items: list[dict[str, Any]], services) -> bool:
+    """Run the transaction; False when its marker shows the event was counted before."""
+    backoff = Backoff(services.clock)
+    attempt = 1
+    while True:
+        try:
+            services.clients.dynamodb.transact_write_items(TransactItems=items)
+            return True
+        except ClientError as error:
+            codes = cancellation_codes(error)
+            if codes[MARKER : MARKER + 1] == ["ConditionalCheckFailed"]:
+                return False
+            if attempt >= MAX_ATTEMPTS or not RETRYABLE & set(codes):
+                raise
+        backoff.wait(attempt)
+        attempt += 1
+
+
+def _marker(event: OrderEvent, services) -> dict[str, Any]:
+    return markers.put_marker(
+        services.settings.idempotency_table, CONSUMER, event.event_id, services.clock
+    )
+
+
+def _counter_update(change: Change, services) -> dict[str, Any]:
+    expression = "ADD #counter :one"
+    values: dict[str, Any] = {":one": 1}
+    names = {"#counter": change.counter}
+    if change.revenue:
+        expression += ", #revenue :revenue"
+        names["#revenue"] = REVENUE
+        values[":revenue"] = change.revenue
+    return {
+        "Update": {
+            "TableName": services.settings.analytics_table,
+            "Key": to_item({ANALYTICS_PK: change.day}),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
+        }
+    }
+
+
+def daily(dynamodb: Any, table: str, day: date) -> dict[str, Any]:
+    """A day's counters, zeros for a day with nothing; revenue as ``"12.50"``."""
+    item = dynamodb.get_item(TableName=table, Key=to_item({ANALYTICS_PK: day.isoformat()})).get(
+        "Item"
+    )
+    values = from_item(item) if item else {}
+    return {
+        "date": day.isoformat(),
+        **{counter: int(values.get(counter, 0)) for counter in COUNTERS},
+        REVENUE: format_money(values.get(REVENUE, Decimal(0))),
+    }
