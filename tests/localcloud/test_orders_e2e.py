@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
+import urllib.request
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -143,3 +147,114 @@ def test_intake_orders_flow_and_a_poison_message_does_not_block_its_group(cloud)
     assert [json.loads(m["Body"]) for m in dead] == [poison]
     reason = dead[0]["MessageAttributes"]["eventflow_rejected_reason"]["StringValue"]
     assert "ghost" in reason
+
+
+# -- all three consumers -----------------------------------------------------------------
+
+
+def mail_to(cloud: LocalCloud, address: str) -> list[dict]:
+    query = urllib.parse.urlencode({"email": address})
+    with urllib.request.urlopen(f"{cloud.aws_endpoint}/_aws/ses?{query}", timeout=30) as answer:
+        return json.loads(answer.read())["messages"]
+
+
+def consumers_idle(cloud: LocalCloud) -> bool:
+    """Nothing visible or in flight on the consumers' queues (clouds in one process share
+    moto, so an earlier test's events may still be arriving when this one starts)."""
+    sqs = cloud.clients.sqs
+    for key in ("inventory", "notifications", "analytics"):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=cloud.outputs.queues[key]["url"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if any(int(value) for value in attributes.values()):
+            return False
+    return True
+
+
+def today(cloud: LocalCloud) -> dict:
+    day = datetime.now(UTC).date().isoformat()
+    status, counters = call(cloud.api_port, "GET", f"/analytics/daily/{day}")
+    assert status == 200, counters
+    return counters
+
+
+def product(cloud: LocalCloud, product_id: str) -> tuple[int, int]:
+    status, found = call(cloud.api_port, "GET", f"/products/{product_id}")
+    assert status == 200, found
+    return found["stock"], found["reserved"]
+
+
+def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it(cloud):
+    tag = uuid.uuid4().hex[:8]
+    lamp, who = f"lamp-{tag}", f"buyer-{tag}@example.com"
+    body = {"name": "Lamp", "price": "19.99", "stock": 3}
+    assert call(cloud.api_port, "PUT", f"/products/{lamp}", body)[0] == 201
+    wait_for(lambda: consumers_idle(cloud))
+    before = today(cloud)
+
+    order_body = {
+        "customer_id": f"buyer-{tag}",
+        "customer_email": who,
+        "items": [{"product_id": lamp, "quantity": 2}],
+    }
+    status, order = call(cloud.api_port, "POST", "/orders", order_body)
+    assert status == 201 and order["total"] == "39.98"
+    path = f"/orders/{order['order_id']}"
+
+    confirmed = wait_for(
+        lambda: (o := call(cloud.api_port, "GET", path)[1])["status"] == "CONFIRMED" and o
+    )
+    assert confirmed["reason"] is None
+    assert product(cloud, lamp) == (1, 2)
+    mails = wait_for(lambda: len(got := mail_to(cloud, who)) >= 2 and got)
+    assert len(mails) == 2
+    assert order["order_id"] in mails[0]["Body"]["text_part"]
+    assert "39.98" in mails[0]["Body"]["text_part"]
+    counted = wait_for(
+        lambda: (d := today(cloud))["orders_confirmed"] > before["orders_confirmed"] and d
+    )
+    assert counted["orders_created"] - before["orders_created"] == 1
+    assert counted["orders_confirmed"] - before["orders_confirmed"] == 1
+    assert Decimal(counted["revenue"]) - Decimal(before["revenue"]) == Decimal("39.98")
+
+    status, cancelled = call(cloud.api_port, "PATCH", path, {"status": "CANCELLED"})
+    assert status == 200 and cancelled["status"] == "CANCELLED"
+    wait_for(lambda: product(cloud, lamp) == (3, 0))
+    mails = wait_for(lambda: len(got := mail_to(cloud, who)) >= 3 and got)
+    assert "cancel" in mails[-1]["Subject"].lower()
+    after = wait_for(
+        lambda: (d := today(cloud))["orders_cancelled"] > before["orders_cancelled"] and d
+    )
+    assert Decimal(after["revenue"]) == Decimal(before["revenue"])
+    assert after["orders_cancelled"] - before["orders_cancelled"] == 1
+
+    # Settled: every consumer idle, and nothing happened twice.
+    wait_for(lambda: consumers_idle(cloud))
+    assert len(mail_to(cloud, who)) == 3
+    assert product(cloud, lamp) == (3, 0)
+
+
+def test_an_order_larger_than_the_stock_is_rejected_reserves_nothing_and_the_customer_is_told(
+    cloud,
+):
+    tag = uuid.uuid4().hex[:8]
+    lamp, who = f"lamp-{tag}", f"buyer-{tag}@example.com"
+    body = {"name": "Lamp", "price": "5", "stock": 1}
+    assert call(cloud.api_port, "PUT", f"/products/{lamp}", body)[0] == 201
+    order_body = {
+        "customer_id": f"buyer-{tag}",
+        "customer_email": who,
+        "items": [{"product_id": lamp, "quantity": 4}],
+    }
+    status, order = call(cloud.api_port, "POST", "/orders", order_body)
+    assert status == 201
+
+    path = f"/orders/{order['order_id']}"
+    rejected = wait_for(
+        lambda: (o := call(cloud.api_port, "GET", path)[1])["status"] == "REJECTED" and o
+    )
+    assert lamp in rejected["reason"] and "wanted 4" in rejected["reason"]
+    assert product(cloud, lamp) == (1, 0)
+    mails = wait_for(lambda: len(got := mail_to(cloud, who)) >= 2 and got)
+    assert rejected["reason"] in mails[-1]["Body"]["text_part"]
