@@ -13,6 +13,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -115,8 +116,28 @@ def run_orders_demo(
     say(f"demo: {len(mails)} emails in the outbox for {DEMO_CUSTOMER}@example.com:")
     for mail in mails:
         say(f"demo:   {mail['Subject']}")
+    # -- analytics: the day's counters, once the demo's events are counted -----
+    day = datetime.now(UTC).date().isoformat()
+
+    def counted() -> dict[str, Any] | None:
+        # At least the demo's own: three created, each decided, one cancelled.
+        found = _request(base, "GET", f"/analytics/daily/{day}")
+        decided = found["orders_confirmed"] + found["orders_rejected"]
+        enough = found["orders_created"] >= 3 and decided >= 3 and found["orders_cancelled"] >= 1
+        return found if enough else None
+
+    try:
+        counters = _wait(counted, should_stop) or _request(base, "GET", f"/analytics/daily/{day}")
+    except DemoStopped:
+        return None
+    say(
+        f"demo: analytics {day}: {counters['orders_created']} created, "
+        f"{counters['orders_confirmed']} confirmed, {counters['orders_rejected']} rejected, "
+        f"{counters['orders_cancelled']} cancelled, revenue {counters['revenue']}"
+    )
     say("try:", style="bold")
     say(f"  curl {base}/customers/{DEMO_CUSTOMER}/orders")
+    say(f"  curl {base}/analytics/daily/{day}")
     say(f"  curl {base}/products/demo-widget")
     say(f"  python -m ops mail --email {DEMO_CUSTOMER}@example.com --full")
     return final

@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -122,6 +123,8 @@ def _orders_demo_checks(cloud):
     assert "demo: demo-gadget stock 4, reserved 1" in text, text
     # One email per event: three received, two confirmed, one rejected, one cancelled.
     assert "demo: 7 emails in the outbox for demo-customer@example.com:" in text, text
+    # The day's counters include the demo's three orders (other tests' too: moto is shared).
+    assert re.search(r"demo: analytics \d{4}-\d\d-\d\d: [1-9]\d* created, [1-9]\d* confirmed", text)
     # The API's own metrics reach the local CloudWatch too, as Lambda's logs would carry them.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
