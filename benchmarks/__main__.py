@@ -72,11 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE, help="where results and report go")
     parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="some sections only")
     parser.add_argument(
-        "--render", action="store_true", help="only re-render the report from OUT/results.json"
+        "--render",
+        action="store_true",
+        help="only re-price and re-render the report from OUT/results.json",
     )
     args = parser.parse_args(argv)
     if args.render:
+        # The cost is a model of the measured calls: re-priced from prices.json.
         results = json.loads((args.out / "results.json").read_text())
+        results["cost"] = cost.model(
+            results.get("calls"), results.get("orders"), cost.load_prices()
+        )
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         print(f"bench: wrote {report.render(results, args.out)}", file=sys.stderr)
         return 0
     names = args.only or list(SECTIONS)

@@ -52,7 +52,7 @@ def price(units: Mapping[str, float], prices: Mapping[str, Any], scale: float) -
     """Dollars for ``units`` times ``scale``, by dimension; unpriced units are listed apart."""
     per_unit = unit_prices(prices)
     by_dimension = {
-        name: round(count * scale * per_unit[name], 4)
+        name: round(count * scale * per_unit[name], 6)
         for name, count in sorted(units.items())
         if name in per_unit
     }
