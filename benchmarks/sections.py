@@ -40,7 +40,7 @@ QUICK: dict[str, Any] = {
     "throughput_rows": [300, 600],
     "baseline_rows": 300,
     "naive_rows": 40,
-    "memory_rows": [500, 1_000],
+    "memory_rows": [1_000],
     "cold_runs": 2,
     "query_items": [60, 120],
     "package": False,
