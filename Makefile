@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test lint format clean
+.PHONY: venv run test lint format clean bench bench-quick
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ run: venv
 test: venv checkov-venv
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# Benchmarks (benchmarks/): writes benchmarks/results.json, report.md and plots/.
+bench: venv
+	$(PY) -m benchmarks
+
+bench-quick: venv
+	$(PY) -m benchmarks --quick --out out/bench-quick
 
 lint: venv
 	$(PY) -m ruff check .

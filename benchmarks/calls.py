@@ -6,6 +6,15 @@ call the handlers make through a botocore event hook. The floor for N rows is
 what no design can go below: ceil(N / 25) BatchWriteItem calls, plus the SQS
 send calls that the bytes need at 256 KiB per SendMessageBatch. A naive design
 (one SendMessage and one PutItem per row) makes about 2N calls.
+
+Each call is also priced as AWS bills it (:mod:`benchmarks.billing`): the
+``billed`` units feed the cost model (:mod:`benchmarks.cost`), together with
+what Lambda itself does per batch it delivers (``esm``: a receive and a
+delete; the empty receives of idle pollers cost by the hour, not by the row)
+and the number of function invocations.
+
+Calls per order over its whole life are counted on a running local cloud by
+:mod:`benchmarks.order_calls`, with the same :class:`CallCounter`.
 """
 
 from __future__ import annotations
@@ -16,12 +25,15 @@ import json
 import math
 import os
 import sys
+import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 from moto import mock_aws
 
+from benchmarks.billing import esm_sqs_units, units
 from chalicelib.aws import Clients
 from chalicelib.readings import handlers
 from chalicelib.readings.jobs import DONE_STATES
@@ -48,23 +60,58 @@ def offline_env() -> None:
 
 
 class CallCounter:
-    """Counts API calls made through one boto3 session, by 'service:Operation'."""
+    """Counts API calls made through one boto3 session, by 'service:Operation',
+    and the units AWS bills for them.
 
-    def __init__(self, session: boto3.session.Session):
+    ``attribute`` names who made a call (a function, the API), when the
+    session is shared by several; its counts are then also kept per name.
+    """
+
+    def __init__(
+        self,
+        session: boto3.session.Session,
+        attribute: Callable[[], str] | None = None,
+    ):
         self.calls: Counter[str] = Counter()
-        session.events.register("before-call", self._count)
+        self.billed: Counter[str] = Counter()
+        self.by_caller: dict[str, Counter[str]] = {}
+        self._attribute = attribute
+        self._lock = threading.Lock()
+        # The operation's own parameters, once per call (not per retry).
+        session.events.register("before-parameter-build", self._count)
 
-    def _count(self, model, **_: object) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+    def _count(self, model, params, **_: object) -> None:
+        service = model.service_model.service_name
+        name = f"{service}:{model.name}"
+        billed = units(service, model.name, params)
+        with self._lock:
+            self.calls[name] += 1
+            self.billed.update(billed)
+            if self._attribute is not None:
+                self.by_caller.setdefault(self._attribute(), Counter())[name] += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.billed.clear()
+            self.by_caller.clear()
 
 
-def drain(services: Services, url: str, handler) -> None:
-    """Lambda's poller does these receives and deletes; they are not counted."""
+def drain(services: Services, url: str, handler, esm: Counter[str]) -> int:
+    """Deliver every message of the queue to ``handler``, as Lambda's poller would;
+    returns the invocations.
+
+    The poller's receives and deletes are not the function's calls: they are
+    not counted, but what Lambda is billed for them is added to ``esm``.
+    """
     sqs = boto3.client("sqs")
+    invocations = 0
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
-            return
+            return invocations
+        esm.update(esm_sqs_units(messages, fifo=url.endswith(".fifo")))
+        invocations += 1
         event = {
             "Records": [
                 {
@@ -95,8 +142,15 @@ def measure(body: bytes) -> dict:
         services = Services(StageConfig.load("local").settings(), clients=Clients(session))
         bucket = services.settings.uploads_bucket
         admin.s3.put_object(Bucket=bucket, Key="incoming/bench.csv", Body=body)
-        drain(services, outputs.queues["s3-events"]["url"], handlers.ingest_from_queue)
-        drain(services, outputs.queues["ingest"]["url"], handlers.write_readings)
+        esm: Counter[str] = Counter()
+        invocations = {
+            "ingest_from_queue": drain(
+                services, outputs.queues["s3-events"]["url"], handlers.ingest_from_queue, esm
+            ),
+            "write_readings": drain(
+                services, outputs.queues["ingest"]["url"], handlers.write_readings, esm
+            ),
+        }
         # Read the result through the uncounted client: it is not part of the ingest.
         job = Services(services.settings, clients=admin).jobs.list(1)[0][0]
         assert job["state"] in DONE_STATES, job
@@ -110,6 +164,10 @@ def measure(body: bytes) -> dict:
             "floor": floor,
             "ratio_to_floor": round(total / floor, 3) if floor else None,
             "naive_estimate": 2 * rows,
+            "file_bytes": len(body),
+            "billed": dict(sorted(counter.billed.items())),
+            "esm_billed": dict(sorted(esm.items())),
+            "invocations": invocations,
         }
 
 

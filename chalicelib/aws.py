@@ -21,36 +21,39 @@ Two more things live here, because they are about reaching AWS at all:
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    CredentialRetrievalError,
-    EndpointConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import ServiceUnavailable
 
-# Standard mode retries throttling and transient errors with backoff; the
-# bound keeps a Lambda invocation from spending its whole timeout on one call.
-CLIENT_CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "standard"},
-    connect_timeout=5,
-    read_timeout=30,
-    # moto's DynamoDB Streams endpoint 404s when the account id is put in the host.
-    account_id_endpoint_mode="disabled",
-)
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+
+# boto3 and botocore are imported where they are first used, not here: they
+# are most of a cold start's import time, and ``app.py`` imports this module
+# (see chalicelib/lazy.py). A function pays for them when it makes its first
+# client, and a request that never calls AWS (GET /health) never does.
+
+
+@functools.cache
+def client_config() -> Config:
+    """What every client is built with: explicit retries and timeouts."""
+    from botocore.config import Config
+
+    return Config(
+        # Standard mode retries throttling and transient errors with backoff;
+        # the bound keeps a Lambda invocation from spending its whole timeout on one call.
+        retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+        # moto's DynamoDB Streams endpoint 404s when the account id is put in the host.
+        account_id_endpoint_mode="disabled",
+    )
+
 
 # The local cloud (``python -m localcloud up``): its region, default port and
 # dummy keys (moto accepts any).
@@ -89,7 +92,7 @@ class Clients:
     def __init__(
         self,
         session: boto3.session.Session | None = None,
-        config: Config = CLIENT_CONFIG,
+        config: Config | None = None,
         defaults: Mapping[str, str] | None = None,
     ):
         self._session = session
@@ -109,9 +112,13 @@ class Clients:
         return client
 
     def _create(self, service: str) -> Any:
+        import boto3
+        from botocore.exceptions import NoRegionError
+
         session = self._session or boto3.session.Session()
         try:
-            client = session.client(service, config=self._config, **self._defaults)
+            config = self._config if self._config is not None else client_config()
+            client = session.client(service, config=config, **self._defaults)
         except NoRegionError as error:
             setattr(error, SERVICE_ATTRIBUTE, service)
             raise
@@ -158,6 +165,8 @@ def _note_service_in_error_response(service: str):
 
 def service_of(error: BaseException) -> str:
     """The AWS service whose client raised ``error`` ("aws" if unknown)."""
+    from botocore.exceptions import ClientError
+
     service = getattr(error, SERVICE_ATTRIBUTE, None)
     if service is None and isinstance(error, ClientError):
         service = error.response.get(SERVICE_KEY)
@@ -210,6 +219,18 @@ def unavailable(error: BaseException) -> ServiceUnavailable | None:
 
 
 def _problem(error: BaseException) -> str | None:
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        CredentialRetrievalError,
+        EndpointConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
     if isinstance(error, NoRegionError):
         return "no AWS region is configured (set AWS_DEFAULT_REGION)"
     if isinstance(error, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):

@@ -11,7 +11,10 @@ from datetime import date
 
 from chalicelib import rest
 from chalicelib.errors import BadRequest
-from chalicelib.orders import analytics
+from chalicelib.lazy import lazy
+
+# app.py imports this module; the counting (and boto3 with it) loads at first use.
+analytics = lazy("chalicelib.orders.analytics")
 
 # Exactly YYYY-MM-DD: date.fromisoformat alone also takes 20260201 and 2026-W05-1.
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

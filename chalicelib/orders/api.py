@@ -9,22 +9,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from chalicelib import rest
 from chalicelib.errors import BadRequest, NotFound, ValidationFailed
-from chalicelib.orders import service
-from chalicelib.orders.model import (
-    ORDER_ID,
-    OrderRequest,
-    ProductInput,
-    StatusChange,
-    parse_identifier,
-)
+from chalicelib.lazy import lazy
 from chalicelib.orders.states import Actor
-from chalicelib.orders.store import BY_CUSTOMER_PK, BY_CUSTOMER_SK, ORDER_PK
 from chalicelib.pagination import decode_cursor, invalid_cursor
-from chalicelib.validation import problems
+
+# Imported at first use (app.py imports this module; see chalicelib/lazy.py):
+# the models bring pydantic, the service and store bring boto3.
+pydantic = lazy("pydantic")
+model = lazy("chalicelib.orders.model")
+service = lazy("chalicelib.orders.service")
+store = lazy("chalicelib.orders.store")
+validation = lazy("chalicelib.validation")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -45,15 +42,15 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
-def _validated(model, body: dict[str, Any], what: str):
+def _validated(model_class, body: dict[str, Any], what: str):
     try:
-        return model.model_validate(body)
-    except ValidationError as error:
-        raise ValidationFailed(f"the {what} is not valid", problems(error)) from None
+        return model_class.model_validate(body)
+    except pydantic.ValidationError as error:
+        raise ValidationFailed(f"the {what} is not valid", validation.problems(error)) from None
 
 
 def _identifier(name: str, value: str) -> str:
-    return rest.field(name, parse_identifier, value)
+    return rest.field(name, model.parse_identifier, value)
 
 
 def idempotency_key(headers: Mapping[str, str] | None) -> str | None:
@@ -76,7 +73,7 @@ def _expected_version(headers: Mapping[str, str] | None) -> int | None:
 
 
 def _order_id(order_id: str) -> str:
-    if not ORDER_ID.fullmatch(order_id):
+    if not model.ORDER_ID.fullmatch(order_id):
         raise NotFound(f"no order {order_id}")
     return order_id
 
@@ -87,7 +84,7 @@ def _order_id(order_id: str) -> str:
 def put_product(services, product_id, params, raw_body, headers):
     rest.query(params, ())
     product_id = _identifier("product_id", product_id)
-    product = _validated(ProductInput, rest.parse_body(raw_body), "product")
+    product = _validated(model.ProductInput, rest.parse_body(raw_body), "product")
     created, public = services.products.put(product_id, product)
     return (201 if created else 200), public
 
@@ -103,7 +100,7 @@ def get_product(services, product_id, params, raw_body, headers):
 def create_order(services, params, raw_body, headers):
     rest.query(params, ())
     key = idempotency_key(headers)
-    request = _validated(OrderRequest, rest.parse_body(raw_body), "order")
+    request = _validated(model.OrderRequest, rest.parse_body(raw_body), "order")
     order, created = service.place_order(request, key, services)
     return 201, order, ({} if created else {REPLAYED_HEADER: "true"})
 
@@ -120,7 +117,7 @@ def change_order(services, order_id, params, raw_body, headers):
     rest.query(params, ())
     order_id = _order_id(order_id)
     expected = _expected_version(headers)
-    change = _validated(StatusChange, rest.parse_body(raw_body), "status change")
+    change = _validated(model.StatusChange, rest.parse_body(raw_body), "status change")
     order = service.change_status(
         order_id, change.status, Actor.CLIENT, services, expected_version=expected
     )
@@ -142,13 +139,14 @@ def list_customer_orders(services, customer_id, params, raw_body, headers):
 
 
 def _is_customer_key(value: Any, customer_id: str) -> bool:
-    if not isinstance(value, dict) or set(value) != {ORDER_PK, BY_CUSTOMER_PK, BY_CUSTOMER_SK}:
+    names = (store.ORDER_PK, store.BY_CUSTOMER_PK, store.BY_CUSTOMER_SK)
+    if not isinstance(value, dict) or set(value) != set(names):
         return False
-    order_id, customer, sort = (value[k] for k in (ORDER_PK, BY_CUSTOMER_PK, BY_CUSTOMER_SK))
+    order_id, customer, sort = (value[k] for k in names)
     return (
         customer == customer_id
         and isinstance(order_id, str)
-        and bool(ORDER_ID.fullmatch(order_id))
+        and bool(model.ORDER_ID.fullmatch(order_id))
         and isinstance(sort, str)
         and sort.endswith(f"#{order_id}")
     )

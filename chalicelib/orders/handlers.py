@@ -20,13 +20,26 @@ batch responses out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-from chalicelib.batch import sqs_batch, sqs_fifo_batch
+from chalicelib.lazy import lazy
 from chalicelib.observability import correlated, count, invocation, logger
-from chalicelib.orders import analytics, claims, events, intake, inventory, notifications
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from chalicelib.orders.intake import RejectedMessage
+
+# Imported at first use (app.py imports this module; see chalicelib/lazy.py):
+# each handler's cold start pays only for its own domain modules, and the
+# stream handler never loads Powertools' batch processors.
+batch = lazy("chalicelib.batch")
+events = lazy("chalicelib.orders.events")
+intake = lazy("chalicelib.orders.intake")
+inventory = lazy("chalicelib.orders.inventory")
+notifications = lazy("chalicelib.orders.notifications")
+claims = lazy("chalicelib.orders.claims")
+analytics = lazy("chalicelib.orders.analytics")
 
 REJECTION_ATTRIBUTES = ("eventflow_rejected_code", "eventflow_rejected_reason")
 
@@ -49,12 +62,12 @@ def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, An
 
     with invocation("intake_orders", services.settings.stage):
         # Failed groups back off together (chalicelib.batch).
-        return sqs_fifo_batch(
+        return batch.sqs_fifo_batch(
             event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
         )
 
 
-def _dead_letter(record: SQSRecord, rejected: intake.RejectedMessage, services) -> None:
+def _dead_letter(record: SQSRecord, rejected: RejectedMessage, services) -> None:
     """Move a message that can never succeed to the intake DLQ, with why."""
     raw = record.raw_event
     attributes = {
@@ -133,7 +146,7 @@ def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str,
                 raise
 
     with invocation("update_inventory", services.settings.stage):
-        return sqs_fifo_batch(
+        return batch.sqs_fifo_batch(
             event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
         )
 
@@ -164,7 +177,9 @@ def send_notifications(event: dict[str, Any], context: Any, services) -> dict[st
             logger.info("notification handled", extra={"outcome": outcome})
 
     with invocation("send_notifications", services.settings.stage):
-        return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
+        return batch.sqs_batch(
+            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
+        )
 
 
 # -- analytics consumer --------------------------------------------------------------
@@ -187,4 +202,6 @@ def update_analytics(event: dict[str, Any], context: Any, services) -> dict[str,
                 raise
 
     with invocation("update_analytics", services.settings.stage):
-        return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
+        return batch.sqs_batch(
+            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
+        )

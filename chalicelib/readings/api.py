@@ -8,17 +8,23 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import rest
 from chalicelib.config import UPLOADS_PREFIX
 from chalicelib.errors import BadRequest, NotFound, ValidationFailed
+from chalicelib.lazy import lazy
 from chalicelib.pagination import decode_cursor, invalid_cursor
 from chalicelib.readings import keys
-from chalicelib.readings.model import Reading, parse_name, parse_timestamp
-from chalicelib.validation import problems
+
+if TYPE_CHECKING:
+    from chalicelib.readings.model import Reading
+
+# Imported at first use (app.py imports this module; see chalicelib/lazy.py):
+# the model brings pydantic, which the event handlers' functions never need here.
+pydantic = lazy("pydantic")
+model = lazy("chalicelib.readings.model")
+validation = lazy("chalicelib.validation")
 
 UPLOAD_URL_SECONDS = 900
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,123}\.csv", re.IGNORECASE)
@@ -29,9 +35,9 @@ _START_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _reading(body: dict[str, Any]) -> Reading:
     try:
-        return Reading.model_validate(body)
-    except ValidationError as error:
-        found = problems(error)
+        return model.Reading.model_validate(body)
+    except pydantic.ValidationError as error:
+        found = validation.problems(error)
         raise ValidationFailed("the reading is not valid", found) from None
 
 
@@ -75,7 +81,7 @@ def create_reading(services, params, raw_body, headers) -> tuple[int, dict[str, 
 
 
 def _location(location: str) -> str:
-    return rest.field("location", parse_name, location)
+    return rest.field("location", model.parse_name, location)
 
 
 def _split_id(reading_id: str) -> tuple[datetime, str]:
@@ -118,14 +124,14 @@ def delete_reading(services, location, reading_id, params, raw_body, headers):
 def list_location_readings(services, location, params, raw_body, headers):
     params = rest.query(params, ("from", "to", "source", "limit", "cursor"))
     location = _location(location)
-    start = rest.field("from", parse_timestamp, params["from"]) if "from" in params else None
-    end = rest.field("to", parse_timestamp, params["to"]) if "to" in params else None
+    start = rest.field("from", model.parse_timestamp, params["from"]) if "from" in params else None
+    end = rest.field("to", model.parse_timestamp, params["to"]) if "to" in params else None
     start, end = start or _START_OF_TIME, end or _END_OF_TIME
     if start > end:
         raise BadRequest.field("from", "must not be later than to")
     source = params.get("source")
     if source is not None:
-        source = rest.field("source", parse_name, source)
+        source = rest.field("source", model.parse_name, source)
     limit = rest.limit(params)
     query = {
         "path": "location",

@@ -11,16 +11,26 @@ chunk has been delivered before (see :class:`chalicelib.readings.writer.Delivery
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-from chalicelib.batch import sqs_batch
 from chalicelib.config import REDRIVE_ATTRIBUTE
+from chalicelib.lazy import lazy
 from chalicelib.observability import correlated, count, invocation, logger
-from chalicelib.readings import ingest, writer
-from chalicelib.readings.jobs import ObjectRef
-from chalicelib.readings.s3events import refs_from_records, refs_from_sqs_body
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from chalicelib.readings.jobs import ObjectRef
+    from chalicelib.readings.writer import Delivery
+
+# Imported at first use (app.py imports this module; see chalicelib/lazy.py):
+# each function's cold start pays only for its own handler, so the writer never
+# loads the ingest's CSV and S3 code, and no API function loads Powertools'
+# batch processors or the readings' domain modules.
+batch = lazy("chalicelib.batch")
+ingest = lazy("chalicelib.readings.ingest")
+s3events = lazy("chalicelib.readings.s3events")
+writer = lazy("chalicelib.readings.writer")
 
 # Past the end of the invocation, so the lease outlives the invocation however
 # the clocks of Lambda and DynamoDB's caller differ.
@@ -35,7 +45,7 @@ def lease_seconds(context: Any) -> float:
     return remaining() / 1000 + LEASE_MARGIN_SECONDS
 
 
-def delivery(record: SQSRecord) -> writer.Delivery:
+def delivery(record: SQSRecord) -> Delivery:
     raw = record.raw_event
     count_text = (raw.get("attributes") or {}).get("ApproximateReceiveCount") or "1"
     return writer.Delivery(
@@ -55,7 +65,9 @@ def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, A
                 raise
 
     with invocation("write_readings", services.settings.stage):
-        return sqs_batch(event, context, write, retry=services.sqs_retry, sqs=services.clients.sqs)
+        return batch.sqs_batch(
+            event, context, write, retry=services.sqs_retry, sqs=services.clients.sqs
+        )
 
 
 def _ingest_all(refs: list[ObjectRef], services, owner: str, lease: float) -> None:
@@ -79,11 +91,11 @@ def _ingest_all(refs: list[ObjectRef], services, owner: str, lease: float) -> No
 def ingest_from_queue(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     def ingest_message(record: SQSRecord) -> None:
         with correlated(message_id=record.message_id):
-            refs = refs_from_sqs_body(record.body)
+            refs = s3events.refs_from_sqs_body(record.body)
             _ingest_all(refs, services, record.message_id, lease_seconds(context))
 
     with invocation("ingest_from_queue", services.settings.stage):
-        return sqs_batch(
+        return batch.sqs_batch(
             event, context, ingest_message, retry=services.sqs_retry, sqs=services.clients.sqs
         )
 
@@ -92,5 +104,5 @@ def ingest_from_s3(event: dict[str, Any], context: Any, services) -> None:
     # Lambda keeps an asynchronous event's request id across its retries.
     owner = getattr(context, "aws_request_id", None) or f"s3-{uuid.uuid4().hex}"
     with invocation("ingest_from_s3", services.settings.stage):
-        refs = refs_from_records(event.get("Records", []))
+        refs = s3events.refs_from_records(event.get("Records", []))
         _ingest_all(refs, services, owner, lease_seconds(context))

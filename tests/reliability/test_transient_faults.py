@@ -1,7 +1,7 @@
 """Transient AWS faults under botocore's retries: throttling, 5xx, lost responses.
 
 Each scenario injects its fault at the HTTP level of the app's own clients, so
-botocore's standard retry mode (``chalicelib.aws.CLIENT_CONFIG``) sees it as it
+botocore's standard retry mode (``chalicelib.aws.client_config``) sees it as it
 would see AWS's answer. The pipeline then runs to the end, and the invariant
 must hold: no job left RUNNING, every row stored once, every DLQ empty.
 """

@@ -1,0 +1,238 @@
+"""The sections of ``python -m benchmarks``, each run in a process of its own.
+
+moto keeps its state per process, and a section's memory or threads must not
+colour the next one's figures, so ``python -m benchmarks`` runs each section
+as ``python -m benchmarks.sections NAME OUT.json [--quick]``. A section is a
+function of the sizes in :data:`FULL` or :data:`QUICK` that returns plain
+data; every figure it reports comes with the baseline it was measured
+against, in the same run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FULL: dict[str, Any] = {
+    "calls_rows": [10_000, 100_000],
+    "orders": 2,
+    "throughput_rows": [10_000, 50_000, 100_000],
+    "baseline_rows": 20_000,
+    "naive_rows": 1_000,
+    "memory_rows": [10_000, 100_000, 300_000, 600_000, 1_000_000],
+    "cold_runs": 9,
+    "query_items": [1_000, 100_000],
+    "package": True,
+}
+# Tiny sizes, for the smoke test: every section runs, no figure means anything.
+QUICK: dict[str, Any] = {
+    "calls_rows": [200],
+    "orders": 1,
+    "throughput_rows": [300, 600],
+    "baseline_rows": 300,
+    "naive_rows": 40,
+    "memory_rows": [1_000],
+    "cold_runs": 2,
+    "query_items": [60, 120],
+    "package": False,
+}
+
+
+def calls(sizes: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.calls import measure, offline_env
+    from sample_data.generate import write_rows
+
+    offline_env()
+    files = [("sample", (ROOT / "sample_data/readings_clean.csv").read_bytes())]
+    for rows in sizes["calls_rows"]:
+        out = io.StringIO()
+        write_rows(out, rows)
+        files.append((f"{rows} rows", out.getvalue().encode()))
+    runs = []
+    for label, body in files:
+        result = measure(body)
+        per_thousand = 1000 / result["rows"]
+        runs.append(
+            {
+                "label": label,
+                **result,
+                "per_1000_rows": {
+                    k: round(v * per_thousand, 2) for k, v in result["calls"].items()
+                },
+                "total_per_1000_rows": round(result["total"] * per_thousand, 1),
+                "floor_per_1000_rows": round(result["floor"] * per_thousand, 1),
+                "naive_per_1000_rows": 2000,
+            }
+        )
+    return {"runs": runs}
+
+
+def orders(sizes: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.order_calls import measure
+
+    return measure(sizes["orders"])
+
+
+def throughput(sizes: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.calls import offline_env
+    from benchmarks.naive import naive_rate
+    from benchmarks.throughput import baseline_rate, pipeline_rate
+    from localcloud.cloud import LocalCloud
+
+    offline_env()
+    with LocalCloud(aws_port=0, api_port=0) as cloud:
+        bucket = cloud.stack.settings.uploads_bucket
+        # moto's raw rate, before and after the pipeline runs: it brackets any drift.
+        baseline_before = baseline_rate(cloud.clients, sizes["baseline_rows"])
+        naive = naive_rate(cloud.clients, bucket, sizes["naive_rows"])
+        runs = []
+        for rows in sizes["throughput_rows"]:
+            rate, detail = pipeline_rate(cloud, rows, timeout=max(120.0, rows / 100))
+            runs.append(
+                {
+                    "rows": rows,
+                    "rows_per_s": round(rate, 1),
+                    "seconds": detail["seconds"],
+                    "state": detail["job"]["state"],
+                }
+            )
+        baseline_after = baseline_rate(cloud.clients, sizes["baseline_rows"])
+        invocations = cloud.runtime.stats()
+    baseline = (baseline_before + baseline_after) / 2
+    for run in runs:
+        run["over_raw"] = round(run["rows_per_s"] / baseline, 3)
+        run["over_naive"] = round(run["rows_per_s"] / naive["rows_per_s"], 2)
+    return {
+        "raw_batchwriteitem_items_per_s": {
+            "before": round(baseline_before, 1),
+            "after": round(baseline_after, 1),
+            "mean": round(baseline, 1),
+            "items": sizes["baseline_rows"],
+        },
+        "naive": {**naive, "over_raw": round(naive["rows_per_s"] / baseline, 3)},
+        "runs": runs,
+        "invocations": invocations,
+    }
+
+
+_IDLE_PROBE = """
+import json
+from benchmarks.memory import peak_rss_mib
+import benchmarks.memory
+from chalicelib.aws import Clients
+from chalicelib.services import Services
+from infra.stageconfig import StageConfig
+services = Services(StageConfig.load("local").settings(), clients=Clients())
+for name in ("s3", "sqs", "dynamodb"):
+    services.clients(name)
+services.jobs
+print(json.dumps({"idle_rss_mib": peak_rss_mib()}))
+"""
+
+
+def _last_json(text: str) -> Any:
+    """The JSON document at the end of a program's output (logs may come before it)."""
+    lines = text.splitlines()
+    for start in range(len(lines)):
+        if lines[start][:1] in "[{":
+            try:
+                return json.loads("\n".join(lines[start:]))
+            except ValueError:
+                continue
+    raise ValueError(f"no JSON at the end of: {text[-500:]!r}")
+
+
+def memory(sizes: dict[str, Any]) -> dict[str, Any]:
+    """``benchmarks.memory`` once per size (timed), and the idle process it is set against."""
+    from benchmarks.calls import offline_env
+
+    offline_env()
+    # The RSS figures are the operating system's; tracing every allocation
+    # would add its own memory and time to them.
+    env = {**os.environ, "EVENTFLOW_TRACEMALLOC": "0", "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    idle_run = subprocess.run(
+        [sys.executable, "-c", _IDLE_PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    idle = _last_json(idle_run.stdout)["idle_rss_mib"]
+    runs = []
+    for rows in sizes["memory_rows"]:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.memory", str(rows)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        [figures] = _last_json(done.stdout)
+        own_idle = figures.get("idle_rss_mib", idle)
+        runs.append(
+            {
+                **figures,
+                "idle_rss_mib": own_idle,
+                "above_idle_mib": round(figures["peak_rss_mib"] - own_idle, 1),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    return {"idle_rss_mib": idle, "runs": runs}
+
+
+def cold_start(sizes: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks import cold_import, package_size
+
+    result: dict[str, Any] = {"imports": cold_import.measure(sizes["cold_runs"])}
+    if sizes["package"]:
+        try:
+            result["package"] = package_size.measure()
+        except Exception as error:  # no network for the wheels: say so, keep the rest
+            result["package"] = {"error": f"{type(error).__name__}: {str(error)[-400:]}"}
+    else:
+        result["package"] = {"skipped": "quick mode (packaging downloads wheels)"}
+    return result
+
+
+def queries(sizes: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.queries import measure
+
+    small, large = sizes["query_items"]
+    return measure(small, large)
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "calls": calls,
+    "orders": orders,
+    "throughput": throughput,
+    "memory": memory,
+    "cold_start": cold_start,
+    "queries": queries,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    name, out = args[0], Path(args[1])
+    sizes = QUICK if "--quick" in args[2:] else FULL
+    started = time.perf_counter()
+    result = SECTIONS[name](sizes)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

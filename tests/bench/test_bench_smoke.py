@@ -1,0 +1,74 @@
+"""`python -m benchmarks --quick` runs every section and writes its results, report and plots.
+
+A smoke test of the machinery on tiny sizes: it asserts the shape of what the
+bench writes, never a figure's value (no timing, nothing machine-dependent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_every_section_ran_and_reported_its_figures_against_a_baseline(bench):
+    results = json.loads((bench / "results.json").read_text())
+    assert results["quick"] is True
+    assert {"cpus", "python", "os"} <= set(results["machine"])
+    assert {name: s["status"] for name, s in results["sections"].items()} == dict.fromkeys(
+        ("calls", "orders", "throughput", "memory", "cold_start", "queries"), "ok"
+    )
+    for run in results["calls"]["runs"]:
+        assert run["rows"] > 0 and run["total"] >= run["floor"] > 0
+        assert run["calls"]["dynamodb:BatchWriteItem"] >= 1
+    for kind in ("shipped", "cancelled"):
+        life = results["orders"][kind]
+        assert life["total_per_order"] == sum(life["calls_per_order"].values())
+        assert life["invocations_per_order"]["publish_order_events"] >= 1
+    throughput = results["throughput"]
+    assert throughput["raw_batchwriteitem_items_per_s"]["mean"] > 0
+    assert throughput["naive"]["calls_per_1000_rows"] == 2000
+    assert all(r["state"] == "COMPLETED" and r["over_raw"] > 0 for r in throughput["runs"])
+    assert all("above_idle_mib" in r for r in results["memory"]["runs"])
+    imports = results["cold_start"]["imports"]
+    assert set(imports["median_seconds"]) == {"boto3", "app", "app_then_boto3"}
+    assert set(results["queries"]["large_over_small_median"]) == {"by_location", "by_date"}
+    cost = results["cost"]
+    assert cost["ingest"]["per_million_rows"]["dollars"] > cost["ingest"]["floor_per_million_rows"]
+    assert cost["ingest"]["per_million_rows"]["unpriced"] == []
+    assert set(cost["orders"]) == {"shipped", "cancelled"}
+
+
+def test_the_report_explains_each_section_and_its_plots_exist(bench):
+    text = (bench / "report.md").read_text()
+    for heading in ("Headline", "AWS calls per 1,000 rows", "AWS calls per order", "Throughput",
+                    "Memory", "Cold start", "Queries", "Cost"):  # fmt: skip
+        assert f"## {heading}" in text
+    plots = re.findall(r"!\[[^\]]*\]\((plots/[^)]+\.png)\)", text)
+    assert len(plots) == 7
+    for plot in plots:
+        assert (bench / plot).read_bytes()[:8] == PNG_MAGIC
