@@ -428,17 +428,17 @@ def declare(config: StageConfig) -> Stack:
     )
     alerts = Topic(key=ALERTS_TOPIC_KEY, name=settings.name("alerts"))
 
-    ingest_function = "ingest_from_queue" if settings.ingest_trigger == "sqs" else "ingest_from_s3"
-    functions = tuple(
-        Function(
+    def function(name: str) -> Function:
+        return Function(
             name=name,
             # Chalice names the REST API's function after the app and stage alone.
             physical_name=settings.name(name) if name != "api_handler" else settings.name("")[:-1],
             timeout=config.lambda_timeout(name),
             memory_size=config.lambda_memory_size(name),
         )
-        for name in ("api_handler", ingest_function, "write_readings")
-    )
+
+    ingest_function = "ingest_from_queue" if settings.ingest_trigger == "sqs" else "ingest_from_s3"
+    functions = [function(name) for name in ("api_handler", ingest_function, "write_readings")]
 
     products = Table(
         key="products",
@@ -475,22 +475,7 @@ def declare(config: StageConfig) -> Stack:
         key="order-events-failed", name=settings.order_events_failed_queue
     )
     order_events = Topic(key="order-events", name=settings.order_events_topic)
-    # FIFO, as the topic: grouped by order, so an order's events are applied in order.
-    inventory = Queue(
-        key="inventory",
-        name=settings.inventory_queue,
-        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("update_inventory"),
-    )
-    subscriptions = [
-        # Created (PENDING), cancelled and shipped move stock; nothing else does.
-        Subscription(
-            key="inventory",
-            topic_key="order-events",
-            queue_key="inventory",
-            filter_policy={"new_status": ["PENDING", "CANCELLED", "SHIPPED"]},
-        ),
-    ]
-    queues += [order_intake, inventory]
+    queues.append(order_intake)
     event_sources += [
         EventSourceSettings(function="intake_orders", source_key="order-intake"),
         EventSourceSettings(
@@ -502,52 +487,49 @@ def declare(config: StageConfig) -> Stack:
             maximum_record_age_seconds=STREAM_MAX_RECORD_AGE_SECONDS,
             on_failure_queue_key="order-events-failed",
         ),
-        EventSourceSettings(function="update_inventory", source_key="inventory"),
     ]
-    functions += tuple(
-        Function(
-            name=name,
-            physical_name=settings.name(name),
-            timeout=config.lambda_timeout(name),
-            memory_size=config.lambda_memory_size(name),
+    functions += [function("intake_orders"), function("publish_order_events")]
+
+    # The order-events topic's consumers: (queue key, queue name, function, filter
+    # policy). Each gets its queue (and DLQ), a raw-delivery subscription, its
+    # mapping and its function; SNS FIFO topics deliver to FIFO and standard queues.
+    every_event = {"event_type": sorted(str(kind) for kind in EventType)}
+    order_event_consumers = (
+        # FIFO, as the topic: grouped by order, so an order's events are applied
+        # in order. Created (PENDING), cancelled and shipped move stock; nothing else does.
+        (
+            "inventory",
+            settings.inventory_queue,
+            "update_inventory",
+            {"new_status": ["PENDING", "CANCELLED", "SHIPPED"]},
+        ),
+        # Standard: emails need no order, and the claim per event_id
+        # (chalicelib.orders.claims) makes the queue's duplicates harmless. Every
+        # event type is an email; a type added later needs its template first.
+        ("notifications", settings.notifications_queue, "send_notifications", every_event),
+        # Standard: counters commute, so delivery order does not matter; every
+        # event passes (each type is counted, or knowingly not).
+        ("analytics", settings.analytics_queue, "update_analytics", every_event),
+    )
+    subscriptions: list[Subscription] = []
+    for key, queue_name, function_name, filter_policy in order_event_consumers:
+        timeout = VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout(function_name)
+        queues.append(Queue(key=key, name=queue_name, visibility_timeout=timeout))
+        subscriptions.append(
+            Subscription(
+                key=key, topic_key="order-events", queue_key=key, filter_policy=filter_policy
+            )
         )
-        for name in ("intake_orders", "publish_order_events", "update_inventory")
+        event_sources.append(EventSourceSettings(function=function_name, source_key=key))
+        functions.append(function(function_name))
+    # The address the notifications' emails come from (chalicelib.orders.notifications).
+    email_identities = (EmailIdentity(key="sender", email=settings.mail_from),)
+    daily_analytics = Table(
+        key="daily-analytics",
+        name=settings.analytics_table,
+        partition_key=KeyAttribute(order_analytics.ANALYTICS_PK),
     )
     failure_queues: tuple[FailureQueue, ...] = (order_events_failed,)
-
-    # -- notifications: one email per order event (chalicelib.orders.notifications)
-    # A standard queue: emails need no order, and the claim per event_id
-    # (chalicelib.orders.claims) makes the queue's duplicates harmless.
-    # SNS FIFO topics deliver to standard queues as well.
-    notifications_queue = Queue(
-        key="notifications",
-        name=settings.notifications_queue,
-        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("send_notifications"),
-    )
-    queues.append(notifications_queue)
-    subscriptions.append(
-        # Every event type is an email; a type added later needs its template first.
-        Subscription(
-            key="notifications",
-            topic_key="order-events",
-            queue_key="notifications",
-            filter_policy={"event_type": sorted(str(t) for t in EventType)},
-        )
-    )
-    event_sources.append(
-        EventSourceSettings(function="send_notifications", source_key="notifications")
-    )
-    functions += (
-        Function(
-            name="send_notifications",
-            physical_name=settings.name("send_notifications"),
-            timeout=config.lambda_timeout("send_notifications"),
-            memory_size=config.lambda_memory_size("send_notifications"),
-        ),
-    )
-    email_identities: tuple[EmailIdentity, ...] = (
-        EmailIdentity(key="sender", email=settings.mail_from),
-    )
 
     async_invokes: tuple[AsyncInvokeSettings, ...] = ()
     if settings.ingest_trigger == "s3":
@@ -560,50 +542,17 @@ def declare(config: StageConfig) -> Stack:
             AsyncInvokeSettings(function="ingest_from_s3", on_failure_queue_key="ingest-failures"),
         )
 
-    # -- orders: analytics consumer ------------------------------------------------
-    # A standard queue: counters commute, so delivery order does not matter;
-    # every event passes its filter (each type is counted, or knowingly not).
-    daily_analytics = Table(
-        key="daily-analytics",
-        name=settings.analytics_table,
-        partition_key=KeyAttribute(order_analytics.ANALYTICS_PK),
-    )
-    analytics_queue = Queue(
-        key="analytics",
-        name=settings.analytics_queue,
-        visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("update_analytics"),
-    )
-    queues.append(analytics_queue)
-    subscriptions.append(
-        Subscription(
-            key="analytics",
-            topic_key="order-events",
-            queue_key="analytics",
-            filter_policy={"event_type": sorted(str(kind) for kind in EventType)},
-        )
-    )
-    event_sources.append(EventSourceSettings(function="update_analytics", source_key="analytics"))
-    functions += (
-        Function(
-            name="update_analytics",
-            physical_name=settings.name("update_analytics"),
-            timeout=config.lambda_timeout("update_analytics"),
-            memory_size=config.lambda_memory_size("update_analytics"),
-        ),
-    )
-    analytics_tables = (daily_analytics,)
-
     stack = Stack(
         stage=config.stage,
         settings=settings,
-        tables=(readings, ingests, products, orders, idempotency, *analytics_tables),
+        tables=(readings, ingests, products, orders, idempotency, daily_analytics),
         queues=tuple(queues),
         buckets=(uploads,),
         event_sources=tuple(event_sources),
         topics=(alerts, order_events),
         subscriptions=tuple(subscriptions),
         email_identities=email_identities,
-        functions=functions,
+        functions=tuple(functions),
         failure_queues=failure_queues,
         async_invokes=async_invokes,
     )
