@@ -20,6 +20,7 @@ batch responses out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.lazy import lazy
@@ -133,22 +134,55 @@ def _failures(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+def _consume_order_events(
+    function: str,
+    event: dict[str, Any],
+    context: Any,
+    services,
+    handle: Callable[[Any], None],
+    *,
+    failure_metric: str,
+    failure_log: str,
+    fifo: bool = False,
+    expected: tuple[type[Exception], ...] = (),
+) -> dict[str, Any]:
+    """The shape every order-event consumer shares: parse each message as an event,
+    ``handle`` it with the order's correlation id, and report what failed.
+
+    A failure is counted and logged with its traceback, and SQS redelivers the
+    message (with backoff) until its DLQ takes it; ``expected`` exceptions are
+    failures that ``handle`` already reported, re-raised as they are.
+    """
+
     def apply(record: SQSRecord) -> None:
         with correlated(message_id=record.message_id):
             try:
                 order_event = events.parse_event(record.body)
                 with correlated(order_id=order_event.order_id):
-                    inventory.apply(order_event, services)
+                    handle(order_event)
+            except expected:
+                raise
             except Exception:
-                count("InventoryFailures", 1)
-                logger.exception("inventory event failed; SQS will redeliver it")
+                count(failure_metric, 1)
+                logger.exception(failure_log)
                 raise
 
-    with invocation("update_inventory", services.settings.stage):
-        return batch.sqs_fifo_batch(
-            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
-        )
+    process = batch.sqs_fifo_batch if fifo else batch.sqs_batch
+    with invocation(function, services.settings.stage):
+        return process(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
+
+
+def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+    return _consume_order_events(
+        "update_inventory",
+        event,
+        context,
+        services,
+        lambda order_event: inventory.apply(order_event, services),
+        failure_metric="InventoryFailures",
+        failure_log="inventory event failed; SQS will redeliver it",
+        fifo=True,
+    )
 
 
 # -- notifications -----------------------------------------------------------------
@@ -158,28 +192,27 @@ def send_notifications(event: dict[str, Any], context: Any, services) -> dict[st
     # Claims made in this invocation stay exclusive as long as it may run.
     lease = claims.lease_for(context)
 
-    def apply(record: SQSRecord) -> None:
-        with correlated(message_id=record.message_id):
-            try:
-                order_event = events.parse_event(record.body)
-                with correlated(order_id=order_event.order_id):
-                    outcome = notifications.apply(order_event, services, lease)
-            except claims.ClaimHeld as held:
-                # Not an error: the holder sends it. Retried after a backoff.
-                count("NotificationsBusy", 1)
-                logger.info("email held by another delivery; will retry", extra={
-                    "claim": held.key, "lease_until_ms": held.lease_until_ms})  # fmt: skip
-                raise
-            except Exception:
-                count("NotificationFailures", 1)
-                logger.exception("notification failed; SQS will redeliver it")
-                raise
-            logger.info("notification handled", extra={"outcome": outcome})
+    def handle(order_event) -> None:
+        try:
+            outcome = notifications.apply(order_event, services, lease)
+        except claims.ClaimHeld as held:
+            # Not an error: the holder sends it. Retried after a backoff.
+            count("NotificationsBusy", 1)
+            logger.info("email held by another delivery; will retry", extra={
+                "claim": held.key, "lease_until_ms": held.lease_until_ms})  # fmt: skip
+            raise
+        logger.info("notification handled", extra={"outcome": outcome})
 
-    with invocation("send_notifications", services.settings.stage):
-        return batch.sqs_batch(
-            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
-        )
+    return _consume_order_events(
+        "send_notifications",
+        event,
+        context,
+        services,
+        handle,
+        failure_metric="NotificationFailures",
+        failure_log="notification failed; SQS will redeliver it",
+        expected=(claims.ClaimHeld,),
+    )
 
 
 # -- analytics consumer --------------------------------------------------------------
@@ -189,19 +222,12 @@ def update_analytics(event: dict[str, Any], context: Any, services) -> dict[str,
     """Count order events per day (:mod:`chalicelib.orders.analytics`), from a standard
     queue: counters commute, so the order of delivery does not matter, only that each
     event counts once. A message that is not an event fails until SQS moves it to the DLQ."""
-
-    def apply(record: SQSRecord) -> None:
-        with correlated(message_id=record.message_id):
-            try:
-                order_event = events.parse_event(record.body)
-                with correlated(order_id=order_event.order_id):
-                    analytics.apply(order_event, services)
-            except Exception:
-                count("AnalyticsFailures", 1)
-                logger.exception("analytics event failed; SQS will redeliver it")
-                raise
-
-    with invocation("update_analytics", services.settings.stage):
-        return batch.sqs_batch(
-            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
-        )
+    return _consume_order_events(
+        "update_analytics",
+        event,
+        context,
+        services,
+        lambda order_event: analytics.apply(order_event, services),
+        failure_metric="AnalyticsFailures",
+        failure_log="analytics event failed; SQS will redeliver it",
+    )
