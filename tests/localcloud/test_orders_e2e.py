@@ -158,18 +158,38 @@ def mail_to(cloud: LocalCloud, address: str) -> list[dict]:
         return json.loads(answer.read())["messages"]
 
 
-def consumers_idle(cloud: LocalCloud) -> bool:
-    """Nothing visible or in flight on the consumers' queues (clouds in one process share
-    moto, so an earlier test's events may still be arriving when this one starts)."""
+def settled(cloud: LocalCloud):
+    """A predicate: the orders stream is published to its end, nothing waits on the
+    consumers' queues, and the day's counters hold still.
+
+    Clouds in one process share moto, so an earlier test's last events may still be
+    arriving when this one starts. Messages an earlier test made fail on purpose may
+    be invisible for a while on their way to a DLQ; they are not events and count
+    nowhere, so only visible messages matter here.
+    """
     sqs = cloud.clients.sqs
-    for key in ("inventory", "notifications", "analytics"):
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=cloud.outputs.queues[key]["url"],
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        if any(int(value) for value in attributes.values()):
+
+    def nothing_waiting() -> bool:
+        stream = [p for p in cloud.runtime.pollers if p.function == "publish_order_events"]
+        if not all(p.is_idle() for p in stream):
             return False
-    return True
+        for key in ("inventory", "notifications", "analytics"):
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=cloud.outputs.queues[key]["url"],
+                AttributeNames=["ApproximateNumberOfMessages"],
+            )["Attributes"]
+            if int(attributes["ApproximateNumberOfMessages"]):
+                return False
+        return True
+
+    def still() -> bool:
+        if not nothing_waiting():
+            return False
+        first = today(cloud)
+        time.sleep(1.0)  # what a batch in flight would change, it changes by then
+        return nothing_waiting() and today(cloud) == first
+
+    return still
 
 
 def today(cloud: LocalCloud) -> dict:
@@ -190,7 +210,9 @@ def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it
     lamp, who = f"lamp-{tag}", f"buyer-{tag}@example.com"
     body = {"name": "Lamp", "price": "19.99", "stock": 3}
     assert call(cloud.api_port, "PUT", f"/products/{lamp}", body)[0] == 201
-    wait_for(lambda: consumers_idle(cloud))
+    # The day's counters are shared with earlier tests (one moto per process), whose
+    # last events this cloud may still be publishing: count from a quiet point.
+    wait_for(settled(cloud))
     before = today(cloud)
 
     order_body = {
@@ -208,9 +230,11 @@ def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it
     assert confirmed["reason"] is None
     assert product(cloud, lamp) == (1, 2)
     mails = wait_for(lambda: len(got := mail_to(cloud, who)) >= 2 and got)
-    assert len(mails) == 2
-    assert order["order_id"] in mails[0]["Body"]["text_part"]
-    assert "39.98" in mails[0]["Body"]["text_part"]
+    oid = order["order_id"]
+    subjects = sorted(m["Subject"] for m in mails)
+    assert subjects == [f"We received your order {oid}", f"Your order {oid} is confirmed"]
+    received = next(m for m in mails if m["Subject"].startswith("We received"))
+    assert "39.98" in received["Body"]["text_part"]
     counted = wait_for(
         lambda: (d := today(cloud))["orders_confirmed"] > before["orders_confirmed"] and d
     )
@@ -222,7 +246,7 @@ def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it
     assert status == 200 and cancelled["status"] == "CANCELLED"
     wait_for(lambda: product(cloud, lamp) == (3, 0))
     mails = wait_for(lambda: len(got := mail_to(cloud, who)) >= 3 and got)
-    assert "cancel" in mails[-1]["Subject"].lower()
+    assert f"Your order {oid} is cancelled" in [m["Subject"] for m in mails]
     after = wait_for(
         lambda: (d := today(cloud))["orders_cancelled"] > before["orders_cancelled"] and d
     )
@@ -230,7 +254,7 @@ def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it
     assert after["orders_cancelled"] - before["orders_cancelled"] == 1
 
     # Settled: every consumer idle, and nothing happened twice.
-    wait_for(lambda: consumers_idle(cloud))
+    wait_for(settled(cloud))
     assert len(mail_to(cloud, who)) == 3
     assert product(cloud, lamp) == (3, 0)
 
@@ -257,4 +281,6 @@ def test_an_order_larger_than_the_stock_is_rejected_reserves_nothing_and_the_cus
     assert lamp in rejected["reason"] and "wanted 4" in rejected["reason"]
     assert product(cloud, lamp) == (1, 0)
     mails = wait_for(lambda: len(got := mail_to(cloud, who)) >= 2 and got)
-    assert rejected["reason"] in mails[-1]["Body"]["text_part"]
+    # Received, and rejected with the reason (a standard queue: in either order).
+    told = [m for m in mails if rejected["reason"] in m["Body"]["text_part"]]
+    assert len(mails) == 2 and len(told) == 1, mails
