@@ -205,11 +205,12 @@ class SqsPoller(Poller):
             if not got:
                 if deadline is None:
                     if wait == 0:
-                        self._stopping.wait(self._poll_interval)
+                        self._wait_idle()
                     break
                 if wait == 0:
                     self._stopping.wait(self._poll_interval)
                 continue
+            self._found_work()
             messages.extend(got)
             if window <= 0:
                 break
