@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -51,6 +52,12 @@ DEFAULT_SIZES = (20_000, 100_000)
 MAX_RAW_ROWS = 20_000
 # How often the job is read while waiting for it, like a user's progress display.
 JOB_POLL_SECONDS = 0.1
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this whole process (every thread), user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _generated(rows: int) -> bytes:
@@ -150,15 +157,27 @@ def pipeline_rate(cloud: LocalCloud, rows: int, timeout: float) -> tuple[float, 
     return rows / elapsed, {"seconds": round(elapsed, 2), "job": job}
 
 
+def _timed(run: Any) -> tuple[float, float]:
+    """``run()``'s result and the process CPU seconds it took (raw runs have no other load)."""
+    cpu = _cpu_seconds()
+    result = run()
+    return result, _cpu_seconds() - cpu
+
+
 def measure(sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES) -> dict[str, Any]:
     """Pipeline and raw rates for each size, in one local cloud; returns the figures.
 
     Returns ``{"sizes": [...], "results": [{"rows", "raw_items_per_s",
     "raw_small_items_per_s", "pipeline_rows_per_s", "pipeline_over_raw",
-    "pipeline_over_raw_small", "pipeline_seconds", "job_state", "invocations"},
-    ...]}``. ``pipeline_over_raw`` is the headline ratio; ``raw_*`` are the
-    means of the runs before and after the pipeline's, on up to
-    :data:`MAX_RAW_ROWS` items.
+    "pipeline_over_raw_small", "pipeline_seconds", "raw_cpu_ms_per_item",
+    "pipeline_cpu_ms_per_row", "raw_over_pipeline_cpu", "job_state",
+    "invocations"}, ...]}``. ``pipeline_over_raw`` is the headline ratio;
+    ``raw_*`` are the means of the runs before and after the pipeline's, on
+    up to :data:`MAX_RAW_ROWS` items. The CPU figures are the process's CPU
+    time per row (all threads: moto, pollers, handlers): on a shared machine
+    they move less with other processes' load than the rates do, and
+    ``raw_over_pipeline_cpu`` is the ratio the rates would show if the
+    process had a core to itself.
     """
     saved = {k: os.environ.get(k) for k in ("POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_DISABLED")}
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -169,12 +188,16 @@ def measure(sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES) -> dict[str, Any
             assert cloud.clients is not None
             for rows in sizes:
                 raw_rows = min(rows, MAX_RAW_ROWS)
-                raw = [raw_rate(cloud, raw_rows)]
+                raw, raw_cpu = _timed(lambda n=raw_rows: raw_rate(cloud, n))
                 small = [baseline_rate(cloud.clients, raw_rows)]
+                cpu = _cpu_seconds()
                 rate, detail = pipeline_rate(cloud, rows, timeout=max(120.0, rows / 100))
+                pipeline_cpu = _cpu_seconds() - cpu
                 small.append(baseline_rate(cloud.clients, raw_rows))
-                raw.append(raw_rate(cloud, raw_rows))
+                raw_again, raw_cpu_again = _timed(lambda n=raw_rows: raw_rate(cloud, n))
+                raw = [raw, raw_again]
                 raw_mean, small_mean = statistics.mean(raw), statistics.mean(small)
+                raw_cpu_per_row = (raw_cpu + raw_cpu_again) / (2 * raw_rows)
                 results.append(
                     {
                         "rows": rows,
@@ -184,6 +207,9 @@ def measure(sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES) -> dict[str, Any
                         "pipeline_over_raw": round(rate / raw_mean, 3),
                         "pipeline_over_raw_small": round(rate / small_mean, 3),
                         "pipeline_seconds": detail["seconds"],
+                        "raw_cpu_ms_per_item": round(1000 * raw_cpu_per_row, 4),
+                        "pipeline_cpu_ms_per_row": round(1000 * pipeline_cpu / rows, 4),
+                        "raw_over_pipeline_cpu": round(raw_cpu_per_row * rows / pipeline_cpu, 3),
                         "job_state": detail["job"]["state"],
                         "invocations": {
                             name: s["invocations"]
