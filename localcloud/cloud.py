@@ -3,7 +3,8 @@
 :class:`LocalCloud` starts, in this order, and stops in reverse:
 
 1. moto's server on ``127.0.0.1:aws_port``, with each service's requests
-   made atomic (:mod:`localcloud.motolocks`), and the SES outbox at
+   made atomic (:mod:`localcloud.motolocks`) and its per-request backend
+   lookup remembered (:mod:`localcloud.motospeed`), and the SES outbox at
    ``/_aws/ses`` (:mod:`localcloud.outbox`);
 2. the process environment: the endpoint, dummy credentials and the stage's
    variables, before ``app.py`` is imported (Chalice's own order);
@@ -41,7 +42,7 @@ from chalicelib.aws import Clients
 from infra.declaration import Stack, declare
 from infra.provision import Outputs, Provisioner
 from infra.stageconfig import PROJECT_DIR, StageConfig
-from localcloud import motolocks, outbox
+from localcloud import motolocks, motospeed, outbox
 from localcloud.apiserver import ApiServer
 from localcloud.env import EnvironmentPatch, export_lines
 
@@ -207,6 +208,7 @@ class LocalCloud:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # moto's backends lose writes under concurrent requests; the runtime makes them.
         motolocks.install()
+        motospeed.install()
         self._moto = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         self._moto.start()
         # The local outbox (GET/DELETE /_aws/ses) on moto's own host and port.

@@ -9,6 +9,7 @@ invokes the handlers in-process with Lambda's event-source-mapping semantics
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,15 @@ from localcloud.runtime.wiring import Wiring
 # Idle must be seen this many times in a row, with no batch starting between,
 # before wait_until_idle believes it.
 IDLE_CONFIRMATIONS = 2
+
+# How long a thread may keep the interpreter lock while another waits for it,
+# while the runtime runs (Python's default is 5 ms). moto's server threads
+# alternate short bursts of work with socket reads and writes, each of which
+# gives the lock up; with the default, every burst queued behind a handler's
+# (or the ingest's) CPU-bound stretch for up to 5 ms, and the requests of the
+# whole pipeline crawled. Lambda functions run in processes of their own, so
+# this makes the local cloud more like AWS, not less.
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 class EventSourceRuntime:
@@ -53,6 +63,7 @@ class EventSourceRuntime:
         self._metrics: MetricsPublisher | None = None
         self._stdout: capture.ThreadStdout | None = None
         self._started = False
+        self._switch_interval: float | None = None
 
     @property
     def pollers(self) -> list[Poller]:
@@ -64,6 +75,8 @@ class EventSourceRuntime:
             raise RuntimeError("runtime already started")
         self._started = True
         self._stopping.clear()
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_SECONDS))
         self._environment.apply_stage()
         stdout = self._stdout = capture.install()
         self._metrics = MetricsPublisher(self._clients("cloudwatch"))
@@ -138,5 +151,8 @@ class EventSourceRuntime:
         capture.uninstall()
         self._stdout = None
         self._environment.restore()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         self._pollers = []
         self._started = False

@@ -3,9 +3,11 @@
 * Batches: up to ``batch_size`` messages per invocation; receives take at most
   10 (the SQS maximum, and the cheapest against moto, whose operations cost
   time in proportion to queue depth), long-polling with a 1 s wait so ``stop``
-  stays prompt. With ``maximum_batching_window_in_seconds`` the poller keeps
-  receiving until the batch is full or the window, counted from the first
-  message, has passed. FIFO queues ignore the window, as AWS forbids one there.
+  stays prompt. FIFO queues short-poll (see ``_receive``), less often while
+  they stay empty (:meth:`Poller._wait_idle`). With
+  ``maximum_batching_window_in_seconds`` the poller keeps receiving until the
+  batch is full or the window, counted from the first message, has passed.
+  FIFO queues ignore the window, as AWS forbids one there.
 * Visibility timeout: messages stay invisible while their batch runs; nothing
   is changed on failure, so failed messages reappear when the queue's
   visibility timeout ends, or earlier if the function changed their
@@ -205,11 +207,12 @@ class SqsPoller(Poller):
             if not got:
                 if deadline is None:
                     if wait == 0:
-                        self._stopping.wait(self._poll_interval)
+                        self._wait_idle()
                     break
                 if wait == 0:
                     self._stopping.wait(self._poll_interval)
                 continue
+            self._found_work()
             messages.extend(got)
             if window <= 0:
                 break

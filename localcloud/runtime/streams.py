@@ -174,8 +174,10 @@ class StreamPoller(Poller):
             if self._stopping.is_set():
                 return
             progressed |= self._step(shard)
-        if not progressed:
-            self._stopping.wait(self._poll_interval)
+        if progressed:
+            self._found_work()
+        else:
+            self._wait_idle()
 
     def _step(self, shard: _Shard) -> bool:
         fetched = self._fetch(shard)
