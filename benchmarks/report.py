@@ -332,20 +332,26 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
             "",
             "Rows per second from the upload of a generated CSV to its job's COMPLETED state, "
             "through the local cloud (S3 notification, ingest, SQS, writer, counters), against "
-            f"moto's raw BatchWriteItem rate on the same server ({_n(raw['mean'])} items/s, the "
+            "moto's raw BatchWriteItem rate on the same server for the pipeline's own items "
+            "in a table with the readings table's keys and index (the ceiling: every row is "
+            f"written once; {_n(raw['mean'])} items/s, the "
             f"mean of {_n(raw['before'])} before and {_n(raw['after'])} after the runs, "
-            f"{raw['items']:,} items each) and against the per-row design "
+            f"{raw['items']:,} items each), against moto's rate for small 6-attribute items "
+            "in a table without an index (`over small`: "
+            f"{_n(throughput['raw_small_items_per_s']['mean'])} items/s; moto does less work "
+            "per such item) and against the per-row design "
             f"({_n(naive['rows_per_s'])} rows/s on {naive['rows']:,} rows, "
             f"{naive['calls_per_1000_rows']:,} calls per 1,000 rows).",
             "",
             _table(
-                ["rows", "seconds", "rows/s", "over raw", "over per-row"],
+                ["rows", "seconds", "rows/s", "over raw", "over small", "over per-row"],
                 [
                     [
                         f"{r['rows']:,}",
                         r["seconds"],
                         _n(r["rows_per_s"]),
                         r["over_raw"],
+                        r["over_raw_small"],
                         r["over_naive"],
                     ]
                     for r in throughput["runs"]
@@ -362,8 +368,9 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
             "",
             "The ingest handler's peak resident set (the kernel's VmHWM) above the same "
             "process's idle resident set (everything imported, clients built), streaming a "
-            "generated file from S3 in a process of its own (`benchmarks/memory.py`), with "
-            "tracemalloc off so that tracing adds nothing; the time is each size's whole run "
+            "generated file from S3 in a process of its own (`benchmarks/memory.py`: the peak "
+            "is reset once the process is idle, so it is the invocation's own; a child's "
+            "ru_maxrss would carry its parent's peak); the time is each size's whole run "
             "(generating, uploading and ingesting the file).",
             "",
             _table(

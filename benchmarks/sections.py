@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -85,14 +83,18 @@ def orders(sizes: dict[str, Any]) -> dict[str, Any]:
 def throughput(sizes: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.calls import offline_env
     from benchmarks.naive import naive_rate
-    from benchmarks.throughput import baseline_rate, pipeline_rate
+    from benchmarks.throughput import baseline_rate, pipeline_rate, raw_rate
     from localcloud.cloud import LocalCloud
 
     offline_env()
     with LocalCloud(aws_port=0, api_port=0) as cloud:
         bucket = cloud.stack.settings.uploads_bucket
+        items = sizes["baseline_rows"]
         # moto's raw rate, before and after the pipeline runs: it brackets any drift.
-        baseline_before = baseline_rate(cloud.clients, sizes["baseline_rows"])
+        # The ceiling is moto writing the pipeline's own items into a table shaped
+        # like the readings table (keys and index); the small-item rate is kept too.
+        raw_before = raw_rate(cloud, items)
+        small_before = baseline_rate(cloud.clients, items)
         naive = naive_rate(cloud.clients, bucket, sizes["naive_rows"])
         runs = []
         for rows in sizes["throughput_rows"]:
@@ -105,91 +107,54 @@ def throughput(sizes: dict[str, Any]) -> dict[str, Any]:
                     "state": detail["job"]["state"],
                 }
             )
-        baseline_after = baseline_rate(cloud.clients, sizes["baseline_rows"])
+        small_after = baseline_rate(cloud.clients, items)
+        raw_after = raw_rate(cloud, items)
         invocations = cloud.runtime.stats()
-    baseline = (baseline_before + baseline_after) / 2
+    raw = (raw_before + raw_after) / 2
+    small = (small_before + small_after) / 2
     for run in runs:
-        run["over_raw"] = round(run["rows_per_s"] / baseline, 3)
+        run["over_raw"] = round(run["rows_per_s"] / raw, 3)
+        run["over_raw_small"] = round(run["rows_per_s"] / small, 3)
         run["over_naive"] = round(run["rows_per_s"] / naive["rows_per_s"], 2)
     return {
         "raw_batchwriteitem_items_per_s": {
-            "before": round(baseline_before, 1),
-            "after": round(baseline_after, 1),
-            "mean": round(baseline, 1),
-            "items": sizes["baseline_rows"],
+            "before": round(raw_before, 1),
+            "after": round(raw_after, 1),
+            "mean": round(raw, 1),
+            "items": items,
         },
-        "naive": {**naive, "over_raw": round(naive["rows_per_s"] / baseline, 3)},
+        "raw_small_items_per_s": {
+            "before": round(small_before, 1),
+            "after": round(small_after, 1),
+            "mean": round(small, 1),
+            "items": items,
+        },
+        "naive": {**naive, "over_raw": round(naive["rows_per_s"] / raw, 3)},
         "runs": runs,
         "invocations": invocations,
     }
 
 
-_IDLE_PROBE = """
-import json
-from benchmarks.memory import peak_rss_mib
-import benchmarks.memory
-from chalicelib.aws import Clients
-from chalicelib.services import Services
-from infra.stageconfig import StageConfig
-services = Services(StageConfig.load("local").settings(), clients=Clients())
-for name in ("s3", "sqs", "dynamodb"):
-    services.clients(name)
-services.jobs
-print(json.dumps({"idle_rss_mib": peak_rss_mib()}))
-"""
-
-
-def _last_json(text: str) -> Any:
-    """The JSON document at the end of a program's output (logs may come before it)."""
-    lines = text.splitlines()
-    for start in range(len(lines)):
-        if lines[start][:1] in "[{":
-            try:
-                return json.loads("\n".join(lines[start:]))
-            except ValueError:
-                continue
-    raise ValueError(f"no JSON at the end of: {text[-500:]!r}")
-
-
 def memory(sizes: dict[str, Any]) -> dict[str, Any]:
-    """``benchmarks.memory`` once per size (timed), and the idle process it is set against."""
+    """``benchmarks.memory``: each size ingested in a process of its own, timed."""
+    from benchmarks import memory as measured
     from benchmarks.calls import offline_env
 
     offline_env()
-    # The RSS figures are the operating system's; tracing every allocation
-    # would add its own memory and time to them.
-    env = {**os.environ, "EVENTFLOW_TRACEMALLOC": "0", "POWERTOOLS_LOG_LEVEL": "ERROR"}
-    idle_run = subprocess.run(
-        [sys.executable, "-c", _IDLE_PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    idle = _last_json(idle_run.stdout)["idle_rss_mib"]
-    runs = []
-    for rows in sizes["memory_rows"]:
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.memory", str(rows)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        [figures] = _last_json(done.stdout)
-        own_idle = figures.get("idle_rss_mib", idle)
-        runs.append(
-            {
-                **figures,
-                "idle_rss_mib": own_idle,
-                "above_idle_mib": round(figures["peak_rss_mib"] - own_idle, 1),
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-        )
-    return {"idle_rss_mib": idle, "runs": runs}
+    figures = measured.measure(sizes["memory_rows"])
+    runs = [
+        {
+            "rows": r["rows"],
+            "file_mib": r["file_mib"],
+            "peak_rss_mib": r["peak_rss_mib"],
+            "idle_rss_mib": r["idle_rss_mib"],
+            "above_idle_mib": r["peak_above_idle_mib"],
+            "seconds": r["seconds"],
+            "state": r["state"],
+        }
+        for r in figures["results"]
+    ]
+    return {"method": figures["method"], "runs": runs}
 
 
 def cold_start(sizes: dict[str, Any]) -> dict[str, Any]:
