@@ -20,7 +20,7 @@ run: venv
 
 test: venv checkov-venv
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # Benchmarks (benchmarks/): writes benchmarks/results.json, report.md and plots/.
 bench: venv

@@ -22,7 +22,7 @@ from localcloud.runtime import capture
 from localcloud.runtime.environ import Environment
 from localcloud.runtime.invoke import Stats
 from localcloud.runtime.metrics import MetricsPublisher
-from localcloud.runtime.poller import Poller
+from localcloud.runtime.poller import IDLE_POLL_SECONDS, Poller
 from localcloud.runtime.sources import build_pollers
 from localcloud.runtime.wiring import Wiring
 
@@ -103,18 +103,27 @@ class EventSourceRuntime:
             poller.start()
 
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
-        """True once every source is drained and nothing is in flight."""
+        """True once every source is drained and nothing is in flight.
+
+        Idle must last longer than an idle poller's longest wait between polls
+        (``IDLE_POLL_SECONDS``): a stream poller knows it has caught up only as
+        of its last poll, so a record written since is seen by its next one.
+        """
         deadline = time.monotonic() + timeout
+        quiet_for = IDLE_POLL_SECONDS + self._poll_interval
         confirmations = 0
+        idle_since: float | None = None
         while time.monotonic() < deadline:
             before = self._activity()
             idle = all(p.is_idle() for p in self._pollers)
             if idle and self._activity() == before:
+                now = time.monotonic()
+                idle_since = now if idle_since is None else idle_since
                 confirmations += 1
-                if confirmations >= IDLE_CONFIRMATIONS:
+                if confirmations >= IDLE_CONFIRMATIONS and now - idle_since >= quiet_for:
                     return True
             else:
-                confirmations = 0
+                confirmations, idle_since = 0, None
             time.sleep(max(self._poll_interval, 0.02) * 2)
         return False
 
