@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from localcloud.cloud import LocalCloud
+from ops import mail
 from tests.localcloud.http_api import call
 
 
@@ -153,9 +152,7 @@ def test_intake_orders_flow_and_a_poison_message_does_not_block_its_group(cloud)
 
 
 def mail_to(cloud: LocalCloud, address: str) -> list[dict]:
-    query = urllib.parse.urlencode({"email": address})
-    with urllib.request.urlopen(f"{cloud.aws_endpoint}/_aws/ses?{query}", timeout=30) as answer:
-        return json.loads(answer.read())["messages"]
+    return mail.fetch(cloud.aws_endpoint, address)
 
 
 def settled(cloud: LocalCloud):

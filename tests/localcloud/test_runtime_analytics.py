@@ -5,7 +5,6 @@ local runtime's SQS poller, and each still counts once."""
 from __future__ import annotations
 
 import random
-import time
 import uuid
 
 import pytest
@@ -15,6 +14,7 @@ from chalicelib.orders.store import IDEMPOTENCY_PK
 from chalicelib.services import services as app_services
 from localcloud.cloud import LocalCloud
 from tests.localcloud.http_api import call
+from tests.localcloud.test_orders_e2e import wait_for
 from tests.orders.test_analytics import order_event
 
 
@@ -22,17 +22,6 @@ from tests.orders.test_analytics import order_event
 def cloud():
     with LocalCloud(aws_port=0, api_port=0) as running:
         yield running
-
-
-def wait_for(predicate, timeout: float = 60.0):
-    """Poll until ``predicate()`` is truthy; bounded, never a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 class AnalyticsTransactions:
