@@ -19,6 +19,7 @@ import time
 import uuid
 from typing import Any
 
+from benchmarks.throughput import create_plain_table
 from sample_data.generate import write_rows
 
 
@@ -27,18 +28,7 @@ def naive_rate(clients: Any, bucket: str, rows: int, timeout: float = 600) -> di
     s3, sqs, ddb = clients.s3, clients.sqs, clients.dynamodb
     name = f"naive-{uuid.uuid4().hex[:8]}"
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    ddb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "location", "AttributeType": "S"},
-            {"AttributeName": "reading_id", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "location", "KeyType": "HASH"},
-            {"AttributeName": "reading_id", "KeyType": "RANGE"},
-        ],
-    )
+    create_plain_table(ddb, name)
     out = io.StringIO()
     write_rows(out, rows)
     key = f"naive/{rows}.csv"

@@ -75,12 +75,10 @@ def _write_all(clients: Clients, table: str, items: list[dict[str, Any]]) -> flo
     return len(items) / (time.perf_counter() - start)
 
 
-def baseline_rate(clients: Clients, rows: int) -> float:
-    """moto's rate for small items (six attributes) in a table with no index, items/s."""
-    ddb = clients.dynamodb
-    table = f"bench-{uuid.uuid4().hex[:8]}"
+def create_plain_table(ddb: Any, name: str) -> None:
+    """A table keyed like the readings table (location, reading_id), with no index."""
     ddb.create_table(
-        TableName=table,
+        TableName=name,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": "location", "AttributeType": "S"},
@@ -91,6 +89,13 @@ def baseline_rate(clients: Clients, rows: int) -> float:
             {"AttributeName": "reading_id", "KeyType": "RANGE"},
         ],
     )
+
+
+def baseline_rate(clients: Clients, rows: int) -> float:
+    """moto's rate for small items (six attributes) in a table with no index, items/s."""
+    ddb = clients.dynamodb
+    table = f"bench-{uuid.uuid4().hex[:8]}"
+    create_plain_table(ddb, table)
     items = [
         {
             "location": {"S": f"site-{n % 50:03d}"},
