@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from botocore.exceptions import ClientError
+from rich.console import Console
 
 from chalicelib.orders import handlers, service
 from chalicelib.orders.model import OrderRequest, ProductInput
 from chalicelib.orders.states import Actor, Status
+from infra.declaration import MAX_RECEIVE_COUNT
 from localcloud import motolocks
 from localcloud.runtime.sqs import lambda_record
+from ops.__main__ import main as ops_main
 from tests.orders.flow import OrderFlow
 from tests.orders.helpers import order_body, seed_products
 
@@ -212,3 +218,72 @@ def test_two_orders_racing_for_the_last_unit_confirm_exactly_one(services, flow,
     statuses = sorted(services.orders.get(o["order_id"])["status"] for o in orders)
     assert statuses == ["CONFIRMED", "REJECTED"]
     assert stock(services, "gadget") == (0, 1)
+
+
+def deliver_inventory_as_lambda(services, outputs) -> list[dict]:
+    """Deliver the inventory queue as Lambda's poller would, each failure waited out
+    (made visible again at once), until the queue is empty; returns the responses."""
+    sqs, queue = services.clients.sqs, outputs.queues["inventory"]
+    responses = []
+    for _ in range(MAX_RECEIVE_COUNT + 2):
+        messages = sqs.receive_message(
+            QueueUrl=queue["url"], MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            break
+        event = {"Records": [lambda_record(m, queue["arn"], "us-east-1") for m in messages]}
+        response = handlers.update_inventory(event, None, services)
+        responses.append(response)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        for message in messages:
+            handle = message["ReceiptHandle"]
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(
+                    QueueUrl=queue["url"], ReceiptHandle=handle, VisibilityTimeout=0
+                )
+            else:
+                sqs.delete_message(QueueUrl=queue["url"], ReceiptHandle=handle)
+    return responses
+
+
+def test_an_event_dead_lettered_by_a_bug_reserves_once_after_the_fix_and_redrive(
+    services, flow, outputs, monkeypatch
+):
+    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)  # moto needs no long poll to prove empty
+    order = place(services, widget=4)
+    flow.publish()
+    client = services.clients.dynamodb
+
+    def denied(**_):  # the function's role lacks a grant: a bug, fixed by a deploy
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "TransactWriteItems",
+        )
+
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", denied)
+    try:
+        responses = deliver_inventory_as_lambda(services, outputs)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", denied)
+    assert len(responses) == MAX_RECEIVE_COUNT
+    dlq = outputs.queues["inventory-dlq"]["url"]
+    [dead] = services.clients.sqs.receive_message(QueueUrl=dlq, VisibilityTimeout=0)["Messages"]
+    assert json.loads(dead["Body"])["order_id"] == order["order_id"]
+    assert stock(services, "widget") == (100, 0)
+
+    out = io.StringIO()
+    code = ops_main(["--stage", "local", "dlq", "redrive", "inventory"], console=Console(file=out))
+    assert code == 0 and "moved 1 message(s)" in out.getvalue()
+    assert deliver_inventory_as_lambda(services, outputs) == [{"batchItemFailures": []}]
+    assert services.orders.get(order["order_id"])["status"] == "CONFIRMED"
+    assert stock(services, "widget") == (96, 4)
+    # The same event again (a second redrive, a duplicate): the marker holds.
+    services.clients.sqs.send_message(
+        QueueUrl=outputs.queues["inventory"]["url"],
+        MessageBody=dead["Body"],
+        MessageGroupId=order["order_id"],
+        MessageDeduplicationId="again",
+    )
+    assert deliver_inventory_as_lambda(services, outputs) == [{"batchItemFailures": []}]
+    assert stock(services, "widget") == (96, 4)
+    assert not services.clients.sqs.receive_message(QueueUrl=dlq).get("Messages")
