@@ -63,3 +63,32 @@ class OrderFlow:
             self.deliver("inventory", handlers.update_inventory, times)
             if not self.publish():
                 return
+
+
+def deliver_as_lambda(services, outputs, queue_key: str, handler) -> list[dict[str, Any]]:
+    """Deliver a queue as Lambda's poller would, each failure waited out (made visible
+    again at once), until the queue is empty or a message has had more than its
+    receives (the DLQ takes it); returns the handler's responses."""
+    from infra.declaration import MAX_RECEIVE_COUNT
+
+    sqs, queue = services.clients.sqs, outputs.queues[queue_key]
+    responses = []
+    for _ in range(MAX_RECEIVE_COUNT + 2):
+        messages = sqs.receive_message(
+            QueueUrl=queue["url"], MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            break
+        event = {"Records": [lambda_record(m, queue["arn"], "us-east-1") for m in messages]}
+        response = handler(event, None, services)
+        responses.append(response)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        for message in messages:
+            receipt = message["ReceiptHandle"]
+            if message["MessageId"] in failed:
+                sqs.change_message_visibility(
+                    QueueUrl=queue["url"], ReceiptHandle=receipt, VisibilityTimeout=0
+                )
+            else:
+                sqs.delete_message(QueueUrl=queue["url"], ReceiptHandle=receipt)
+    return responses

@@ -24,10 +24,10 @@ from chalicelib.orders.events import OrderEvent
 from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.states import Actor, Status, event_type
 from infra.declaration import MAX_RECEIVE_COUNT
-from localcloud.runtime.sqs import lambda_record
 from ops.__main__ import main as ops_main
 from tests.events import sqs_event
 from tests.orders.flow import OrderFlow
+from tests.orders.flow import deliver_as_lambda as flow_delivery
 from tests.orders.helpers import order_body, seed_products
 
 QUEUE = "eventflow-local-analytics"
@@ -466,30 +466,7 @@ def test_any_events_redelivered_any_number_of_times_in_any_order_count_each_once
 
 
 def deliver_as_lambda(services, outputs) -> list[dict]:
-    """Deliver the analytics queue as Lambda's poller would, each failure waited out
-    (made visible again at once), until the queue is empty; returns the responses."""
-    sqs, queue = services.clients.sqs, outputs.queues["analytics"]
-    responses = []
-    for _ in range(MAX_RECEIVE_COUNT + 2):
-        messages = sqs.receive_message(
-            QueueUrl=queue["url"], MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
-        ).get("Messages", [])
-        if not messages:
-            break
-        event = {"Records": [lambda_record(m, queue["arn"], "us-east-1") for m in messages]}
-        response = handlers.update_analytics(event, None, services)
-        responses.append(response)
-        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-        for message in messages:
-            if message["MessageId"] in failed:
-                sqs.change_message_visibility(
-                    QueueUrl=queue["url"],
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
-            else:
-                sqs.delete_message(QueueUrl=queue["url"], ReceiptHandle=message["ReceiptHandle"])
-    return responses
+    return flow_delivery(services, outputs, "analytics", handlers.update_analytics)
 
 
 def dlq_bodies(services, outputs) -> list[str]:

@@ -18,7 +18,7 @@ from infra.declaration import MAX_RECEIVE_COUNT
 from localcloud import motolocks
 from localcloud.runtime.sqs import lambda_record
 from ops.__main__ import main as ops_main
-from tests.orders.flow import OrderFlow
+from tests.orders.flow import OrderFlow, deliver_as_lambda
 from tests.orders.helpers import order_body, seed_products
 
 
@@ -221,29 +221,7 @@ def test_two_orders_racing_for_the_last_unit_confirm_exactly_one(services, flow,
 
 
 def deliver_inventory_as_lambda(services, outputs) -> list[dict]:
-    """Deliver the inventory queue as Lambda's poller would, each failure waited out
-    (made visible again at once), until the queue is empty; returns the responses."""
-    sqs, queue = services.clients.sqs, outputs.queues["inventory"]
-    responses = []
-    for _ in range(MAX_RECEIVE_COUNT + 2):
-        messages = sqs.receive_message(
-            QueueUrl=queue["url"], MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
-        ).get("Messages", [])
-        if not messages:
-            break
-        event = {"Records": [lambda_record(m, queue["arn"], "us-east-1") for m in messages]}
-        response = handlers.update_inventory(event, None, services)
-        responses.append(response)
-        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-        for message in messages:
-            handle = message["ReceiptHandle"]
-            if message["MessageId"] in failed:
-                sqs.change_message_visibility(
-                    QueueUrl=queue["url"], ReceiptHandle=handle, VisibilityTimeout=0
-                )
-            else:
-                sqs.delete_message(QueueUrl=queue["url"], ReceiptHandle=handle)
-    return responses
+    return deliver_as_lambda(services, outputs, "inventory", handlers.update_inventory)
 
 
 def test_an_event_dead_lettered_by_a_bug_reserves_once_after_the_fix_and_redrive(
