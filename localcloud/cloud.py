@@ -45,6 +45,7 @@ from infra.stageconfig import PROJECT_DIR, StageConfig
 from localcloud import motolocks, motospeed, outbox
 from localcloud.apiserver import ApiServer
 from localcloud.env import EnvironmentPatch, export_lines
+from localcloud.motoprocess import MotoProcess
 
 HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class LocalCloud:
         stage: str = "local",
         *,
         serve_api: bool = True,
+        moto_process: bool = False,
         project_dir: Path = PROJECT_DIR,
         runtime_factory: RuntimeFactory = default_runtime,
     ):
@@ -127,9 +129,10 @@ class LocalCloud:
         self.project_dir = project_dir
         self._requested_ports = (aws_port, api_port)
         self.serve_api = serve_api
+        self.moto_process = moto_process
         self._runtime_factory = runtime_factory
         self._env = EnvironmentPatch()
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: ThreadedMotoServer | MotoProcess | None = None
         self._api: ApiServer | None = None
         self.runtime: Any = None
         self.clients: Clients | None = None
@@ -203,6 +206,10 @@ class LocalCloud:
         return self
 
     def _start_moto(self, port: int) -> None:
+        if self.moto_process:
+            self._moto = MotoProcess(HOST, port)
+            self._moto.start()
+            return
         # werkzeug logs every request at INFO to stderr unless told otherwise;
         # the pollers make several requests a second.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -231,7 +238,7 @@ class LocalCloud:
         _forget_cached_services()
 
     @staticmethod
-    def _stop_moto(moto: ThreadedMotoServer) -> None:
+    def _stop_moto(moto: ThreadedMotoServer | MotoProcess) -> None:
         moto.stop()
         # ThreadedMotoServer.stop ends the serving loop but never closes the
         # listening socket, which would keep the port bound until garbage collection.

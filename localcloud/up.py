@@ -83,7 +83,7 @@ def main(
     _install_signal_handlers(stop)
     started = time.monotonic()
     console.print("starting the eventflow local cloud...", highlight=False)
-    cloud = LocalCloud(aws_port=aws_port, api_port=api_port, serve_api=serve_api)
+    cloud = LocalCloud(aws_port=aws_port, api_port=api_port, serve_api=serve_api, moto_process=True)
     try:
         cloud.start()
     except PortInUseError as error:
