@@ -248,6 +248,9 @@ else:
         readings_handlers.ingest_from_s3(event.to_dict(), event.context, services())
 
 
-@app.on_sqs_message(queue=settings.ingest_queue, batch_size=10)
+# One chunk (up to 1,000 rows, 40 BatchWriteItem calls) per invocation: with
+# more, one invocation writes them one after another while Lambda's other
+# pollers find the queue empty.
+@app.on_sqs_message(queue=settings.ingest_queue, batch_size=1)
 def write_readings(event):
     return readings_handlers.write_readings(event.to_dict(), event.context, services())

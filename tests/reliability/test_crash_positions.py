@@ -1,7 +1,7 @@
 """Crashes at every call position of the ingest handler and of the writer.
 
-For one file (the ingest handler, one S3 notification) and for one batch of
-chunks (the writer), a clean run first counts the AWS calls the invocation
+For one file (the ingest handler, one S3 notification) and for each of its
+chunks (the writer, one chunk per invocation), a clean run first counts the AWS calls the invocation
 makes. Then, for every position N of those calls, a fresh world runs the same
 invocation and kills it just before call N, and again just after call N's
 response arrived; the event is then delivered again, as SQS would after the
@@ -77,7 +77,22 @@ CHUNK_CALLS = [
     "dynamodb:TransactWriteItems",  # its marker and the counters
     "dynamodb:GetItem",  # is the job complete?
 ]
-WRITER_CALLS = CHUNK_CALLS * 3 + ["dynamodb:UpdateItem"]  # the last chunk completes the job
+# The writer takes one chunk per invocation (batch size 1); the last completes the job.
+WRITER_CALLS = [CHUNK_CALLS, CHUNK_CALLS, CHUNK_CALLS + ["dynamodb:UpdateItem"]]
+
+
+def _writer_invocations(worlds) -> list[list[str]]:
+    """The calls of each writer invocation for the file, in the order they run."""
+    with worlds.new() as world:
+        _ingested(world)
+        invocations = []
+        while True:
+            world.injector.crash_at(0, after=False)  # start counting; position 0 never fires
+            delivery = world.deliver("ingest")
+            if delivery is None:
+                return invocations
+            assert not delivery.failed
+            invocations.append(list(world.injector.calls))
 
 
 def test_the_ingest_survives_a_crash_at_every_call(worlds):
@@ -87,6 +102,16 @@ def test_the_ingest_survives_a_crash_at_every_call(worlds):
 
 
 def test_the_writer_survives_a_crash_at_every_call(worlds):
-    """One batch of the file's three chunks, as the writer receives it."""
-    runs = _crash_everywhere(worlds, _ingested, "ingest", (("s3-events", "ingest"),), WRITER_CALLS)
-    assert runs == len(WRITER_CALLS) * 2
+    """Every call of each of the file's three writer invocations, one chunk each."""
+    invocations = _writer_invocations(worlds)
+    assert invocations == WRITER_CALLS
+    runs = 0
+    for earlier, calls in enumerate(invocations):
+
+        def setup(world: World, earlier: int = earlier) -> None:
+            _ingested(world)
+            for _ in range(earlier):  # the chunks written before the one that crashes
+                assert world.deliver("ingest").failed == 0
+
+        runs += _crash_everywhere(worlds, setup, "ingest", (("s3-events", "ingest"),), calls)
+    assert runs == sum(len(calls) for calls in WRITER_CALLS) * 2
