@@ -5,7 +5,9 @@ another (they share the machine's cores, so never side by side), models the
 cost from the counted calls, and writes ``results.json``, ``report.md`` and
 ``plots/*.png`` into ``DIR`` (``benchmarks/`` by default). ``make bench`` runs
 it. ``--quick`` uses tiny sizes: a smoke test of the machinery, in well under
-a minute, whose figures mean nothing.
+a minute, whose figures mean nothing. ``--only`` re-runs some sections and
+keeps the others' figures from ``DIR/results.json`` (each section notes when
+it ran).
 
 A section that fails is reported as failed (with the end of its output) and
 the others still run; the exit status is then 1.
@@ -66,6 +68,33 @@ def run_section(name: str, quick: bool, scratch: Path) -> tuple[dict[str, Any] |
     return json.loads(out.read_text()), {"seconds": seconds, "status": "ok"}
 
 
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def kept_sections(path: Path, quick: bool, rerun: list[str]) -> dict[str, Any]:
+    """The sections of an earlier ``results.json`` that this run does not re-run: its
+    figures and their status, in SECTIONS' order. Nothing from a run of the other
+    kind (quick or full), whose figures would not compare."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"sections": {}}
+    if earlier.get("quick") != quick:
+        return {"sections": {}}
+    kept: dict[str, Any] = {"sections": {}}
+    for name in SECTIONS:
+        if name in rerun or name not in earlier.get("sections", {}):
+            continue
+        kept["sections"][name] = {
+            "ran_at": earlier.get("started"),
+            **earlier["sections"][name],
+        }
+        if name in earlier:
+            kept[name] = earlier[name]
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
@@ -90,17 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: dict[str, Any] = {
-        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "started": _now(),
         "quick": args.quick,
         "machine": machine(),
         "sections": {},
     }
+    if args.only:
+        # The other sections keep their figures from the last run of the same kind.
+        results.update(kept_sections(args.out / "results.json", args.quick, names))
+        results["only"] = names
     with tempfile.TemporaryDirectory(prefix="eventflow-bench-") as scratch:
         for name in names:
+            ran_at = _now()
             result, status = run_section(name, args.quick, Path(scratch))
-            results["sections"][name] = status
+            results["sections"][name] = {**status, "ran_at": ran_at}
+            results.pop(name, None)
             if result is not None:
                 results[name] = result
+    results["sections"] = {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}
     results["cost"] = cost.model(results.get("calls"), results.get("orders"), cost.load_prices())
     results["seconds"] = round(time.perf_counter() - started, 1)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -1,30 +1,40 @@
-"""Query page latency against table size: a page should cost the same however big the table.
+"""Query pages against table size: a page should cost the same however big the table.
 
-``python -m benchmarks.queries [SMALL LARGE]`` fills the readings table
-(under moto, in-process) with SMALL items, times the two paginated queries
-through the app's own routes (Chalice's test client: routing, validation,
-the store and the JSON), then adds filler up to LARGE items and times them
-again. The queried location and day hold the same 500 readings in both
-tables; the filler lies on other days, so both pages return the same items
-and only the table around them grows. Items are written with BatchWriteItem
-directly, 25 at a time, in the shape the writer stores.
+``python -m benchmarks.queries [SMALL LARGE]`` starts moto in a process of
+its own (as ``make run`` does), fills the readings table with SMALL items,
+times the two paginated queries through the app's own routes (Chalice's test
+client: routing, validation, the store, botocore and the JSON), then adds
+filler up to LARGE items and times them again. The queried location and day
+hold the same 500 readings in both tables; the filler lies on other days, so
+both pages return the same items and only the table around them grows. Items
+are written with BatchWriteItem directly, 25 at a time, in the shape the
+writer stores.
 
-What moto shows is moto's cost model: its Query time grows with the table
-(it looks at far more items than the page), which DynamoDB's does not, since
-it reads only the key range it returns. So each page's time is split in two:
-the time spent inside the AWS calls (moto's share, ``aws_ms``) and the rest,
-the app's own work (``app_ms``). The app's share, and the calls it makes per
-page (``calls_per_page``), are what the design controls: they must not grow
-with the table.
+Three figures per page, each as a ratio of the large table to the small one:
+
+* **items read** (the sum of the ``ScannedCount`` of the page's Query calls):
+  what DynamoDB reads, and bills, to answer the page, and what its latency
+  follows, since DynamoDB reads only the key range it returns;
+* **app calls** (Python function calls made while serving the page, counted
+  by cProfile in one extra request): the app's own work, counted. Its CPU
+  time (of the thread that serves the request) is reported too, but on a
+  2-core machine it grows by a third to a half beside a moto that walks a
+  large table on the other core, while the calls made stay the same: caches
+  the two share, not more work;
+* **whole page** (wall clock): moto's cost model more than the app's. moto's
+  Query walks every item of the table to find a partition's, so its time
+  grows with the table, where DynamoDB's does not.
+
+The calls per page (``calls_per_page``) are reported too.
 """
 
 from __future__ import annotations
 
-import gc
+import cProfile
 import json
+import pstats
 import statistics
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,25 +44,18 @@ PROBE_DAY = datetime(2024, 6, 1, tzinfo=UTC)
 PROBE_READINGS = 500
 BATCH = 25
 # Requests timed per page: a large table's by-date page takes seconds in moto.
-SAMPLES = {"small": 7, "large": 3}
+SAMPLES = {"small": 9, "large": 5}
 
 
-class CallTimer:
-    """Seconds spent inside AWS calls made through one session (moto runs there)."""
+class ItemsRead:
+    """Items that the Query calls made through one session read (DynamoDB's ScannedCount)."""
 
     def __init__(self, session: Any):
-        self.seconds = 0.0
-        self._started: dict[int, float] = {}
-        session.events.register("before-call", self._start)
-        session.events.register("after-call", self._stop)
+        self.items = 0
+        session.events.register("after-call.dynamodb.Query", self._add)
 
-    def _start(self, **_: Any) -> None:
-        self._started[threading.get_ident()] = time.perf_counter()
-
-    def _stop(self, **_: Any) -> None:
-        started = self._started.pop(threading.get_ident(), None)
-        if started is not None:
-            self.seconds += time.perf_counter() - started
+    def _add(self, parsed: dict[str, Any], **_: Any) -> None:
+        self.items += int(parsed.get("ScannedCount", 0))
 
 
 def _reading(timestamp: datetime, location: str, source: str):
@@ -103,37 +106,45 @@ def seed(ddb: Any, table: str, items: list[dict[str, Any]]) -> None:
         ddb.batch_write_item(RequestItems={table: batch})
 
 
-def time_page(
-    client: Any, timer: CallTimer, path: str, samples: int, warm_up: bool
-) -> dict[str, Any]:
-    """Median milliseconds for one page, split into the time inside AWS calls and the
-    app's own; and the page's item count. ``warm_up`` first makes one untimed request
-    (the first ever pays for imports and clients)."""
-    if warm_up:
-        client.http.get(path)
-    total, aws = [], []
+def time_page(client: Any, read: ItemsRead, path: str, samples: int) -> dict[str, Any]:
+    """Median wall and CPU milliseconds for one page, the items its queries read and
+    the items it returns. One untimed request first: the first ever pays for
+    imports and clients."""
+    client.http.get(path)
+    wall, cpu, items_read = [], [], []
     for _ in range(samples):
-        timer.seconds = 0.0
-        start = time.perf_counter()
+        read.items = 0
+        started, started_cpu = time.perf_counter(), time.thread_time()
         response = client.http.get(path)
-        total.append(time.perf_counter() - start)
-        aws.append(timer.seconds)
+        cpu.append(time.thread_time() - started_cpu)
+        wall.append(time.perf_counter() - started)
+        items_read.append(read.items)
         if response.status_code != 200:
             raise RuntimeError(f"GET {path} answered {response.status_code}: {response.body!r}")
-    items = len(json.loads(response.body)["items"])
-    app = [t - a for t, a in zip(total, aws, strict=True)]
     return {
-        "median_ms": round(statistics.median(total) * 1000, 2),
-        "aws_ms": round(statistics.median(aws) * 1000, 2),
-        "app_ms": round(statistics.median(app) * 1000, 2),
-        "items": items,
+        "median_ms": round(statistics.median(wall) * 1000, 2),
+        "app_cpu_ms": round(statistics.median(cpu) * 1000, 2),
+        "app_calls": python_calls(client, path),
+        "items_read": statistics.median(items_read),
+        "items": len(json.loads(response.body)["items"]),
     }
+
+
+def python_calls(client: Any, path: str) -> int:
+    """Python function calls (cProfile's count) made while serving one page: the app's
+    work, counted rather than timed, in one extra request."""
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        client.http.get(path)
+    finally:
+        profile.disable()
+    return pstats.Stats(profile).total_calls
 
 
 def measure(small: int = 1_000, large: int = 100_000) -> dict[str, Any]:
     import boto3
     from chalice.test import Client
-    from moto import mock_aws
 
     from benchmarks.calls import CallCounter, offline_env
     from chalicelib.aws import Clients
@@ -141,23 +152,29 @@ def measure(small: int = 1_000, large: int = 100_000) -> dict[str, Any]:
     from infra.declaration import declare
     from infra.provision import Provisioner
     from infra.stageconfig import StageConfig
+    from localcloud.env import EnvironmentPatch
+    from localcloud.motoprocess import MotoProcess
 
     offline_env()
-    import app as app_module
-
     paths = {
         "by_location": f"/readings/{PROBE_LOCATION}",
         "by_date": f"/readings?date={PROBE_DAY.date().isoformat()}",
     }
     probe = min(PROBE_READINGS, small)
-    results: dict[str, Any] = {"probe_readings": probe, "page_limit": 50}
-    with mock_aws():
+    results: dict[str, Any] = {"probe_readings": probe, "page_limit": 50, "samples": SAMPLES}
+    moto = MotoProcess("127.0.0.1", 0)
+    moto.start()
+    environment = EnvironmentPatch()
+    try:
+        environment.point_at(f"http://127.0.0.1:{moto.get_host_and_port()[1]}", {})
+        import app as app_module
+
         admin = Clients()
         config = StageConfig.load("local")
         Provisioner(admin).apply(declare(config))
         session = boto3.session.Session()
         counter = CallCounter(session)
-        timer = CallTimer(session)
+        read = ItemsRead(session)
         services = Services(config.settings(), clients=Clients(session=session))
         app_module.services = lambda: services
         table = services.settings.readings_table
@@ -170,23 +187,22 @@ def measure(small: int = 1_000, large: int = 100_000) -> dict[str, Any]:
                 seed(admin.dynamodb, table, filler_items(filled, size - probe - filled))
                 filled = size - probe
                 seeded = round(time.perf_counter() - started, 1)
-                # moto keeps the table in this process's heap; frozen, the garbage
-                # collector stops walking it on the app's time (in Lambda, the table
-                # is not in the function's heap at all).
-                gc.collect()
-                gc.freeze()
                 pages = {}
                 for name, path in paths.items():
-                    counter.clear()
                     samples = SAMPLES[label]
-                    page = time_page(client, timer, path, samples, warm_up=label == "small")
-                    requests = samples + (label == "small")
+                    counter.clear()
+                    page = time_page(client, read, path, samples)
                     page["calls_per_page"] = {
-                        k: round(v / requests, 2) for k, v in sorted(counter.calls.items())
+                        # The warm-up, the timed and the counted requests.
+                        k: round(v / (samples + 2), 2)
+                        for k, v in sorted(counter.calls.items())
                     }
                     pages[name] = page
                 results[label] = {"items": size, "seed_seconds": seeded, "pages": pages}
-    for figure in ("median_ms", "app_ms"):
+    finally:
+        environment.restore()
+        moto.stop()
+    for figure in ("median_ms", "app_cpu_ms", "app_calls", "items_read"):
         results[f"large_over_small_{figure.removesuffix('_ms')}"] = {
             name: round(
                 results["large"]["pages"][name][figure] / results["small"]["pages"][name][figure],

@@ -115,10 +115,11 @@ def plot_cold_start(cold: dict[str, Any], out_dir: Path) -> str:
 
 
 def plot_queries(queries: dict[str, Any], out_dir: Path) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-    for ax, figure, title in (
-        (axes[0], "median_ms", "whole page"),
-        (axes[1], "app_ms", "app's own share"),
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.5))
+    for ax, figure, title, unit in (
+        (axes[0], "median_ms", "whole page on moto (walks the table)", "ms per page"),
+        (axes[1], "items_read", "items read (DynamoDB's ScannedCount)", "items per page"),
+        (axes[2], "app_calls", "the app's Python calls", "calls per page"),
     ):
         for name in ("by_location", "by_date"):
             values = [queries[size]["pages"][name][figure] for size in ("small", "large")]
@@ -127,9 +128,9 @@ def plot_queries(queries: dict[str, Any], out_dir: Path) -> str:
             )
         ax.set_xscale("log")
         ax.set_xlabel("items in the table")
-        ax.set_ylabel("ms per page")
+        ax.set_ylabel(unit)
         ax.set_ylim(bottom=0)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
     return _save(fig, out_dir, "queries")
 
@@ -201,13 +202,16 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
     queries = results.get("queries")
     if queries:
         for name in ("by_location", "by_date"):
+            large = queries["large"]["pages"][name]
             rows.append(
                 [
-                    f"page latency {name}, {queries['large']['items']:,} vs "
+                    f"page {name}, {queries['large']['items']:,} vs "
                     f"{queries['small']['items']:,} items",
-                    f"{queries['large']['pages'][name]['median_ms']} ms",
-                    f"{queries['large_over_small_median'][name]}x (app's own share: "
-                    f"{queries['large_over_small_app'][name]}x)",
+                    f"{large['items_read']:g} items read, {large['app_calls']:,} app calls",
+                    f"items read {queries['large_over_small_items_read'][name]}x, app calls "
+                    f"{queries['large_over_small_app_calls'][name]}x (app CPU "
+                    f"{queries['large_over_small_app_cpu'][name]}x; whole page on moto "
+                    f"{queries['large_over_small_median'][name]}x)",
                     "at most 1.5x",
                 ]
             )
@@ -226,10 +230,60 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+PROFILES = Path(__file__).resolve().parent / "profiles"
+
+
+def where_the_time_goes(throughput: dict[str, Any]) -> list[str]:
+    """Each run's CPU by process, and the recorded profiles' CPU by thread role."""
+    runs = [r for r in throughput["runs"] if "moto_cpu_seconds" in r]
+    parts: list[str] = []
+    if runs:
+        parts += [
+            "Where the time goes: CPU seconds of moto's process and of the handlers' process "
+            "(ingest, writer, pollers) over each run, as a share of the run's wall clock; "
+            "neither process is busy all the time, so the run waits on the round trips "
+            "between them more than on either.",
+            "",
+            _table(
+                ["rows", "seconds", "moto CPU s", "moto busy", "handlers CPU s", "handlers busy"],
+                [
+                    [
+                        f"{r['rows']:,}",
+                        r["seconds"],
+                        r["moto_cpu_seconds"],
+                        f"{r['moto_cpu_seconds'] / r['seconds']:.0%}",
+                        r["handlers_cpu_seconds"],
+                        f"{r['handlers_cpu_seconds'] / r['seconds']:.0%}",
+                    ]
+                    for r in runs
+                ],
+            ),
+            "",
+        ]
+    recorded = [PROFILES / f"pipeline-20k-{when}.txt" for when in ("before", "after")]
+    if all(path.exists() for path in recorded):
+        parts += [
+            "The profiles taken before the throughput work and after it (cProfile on every "
+            "thread, moto in the same process, `python -m benchmarks.pipeline_profile`; "
+            "`benchmarks/profiles/`), CPU by thread role:",
+            "",
+            "```",
+        ]
+        for path in recorded:
+            text = path.read_text()
+            role_block = text.split("CPU time by thread role", 1)[-1].split("\n\n", 1)[0]
+            parts += [path.name + ": " + text.splitlines()[2], *role_block.splitlines()[1:], ""]
+        parts += ["```", ""]
+    return parts
+
+
 def render(results: dict[str, Any], out_dir: Path) -> Path:
     """Write ``report.md`` and ``plots/*.png`` into ``out_dir``; returns the report's path."""
     machine = results["machine"]
     command = "python -m benchmarks" + (" --quick" if results["quick"] else "")
+    rerun = results.get("only")
+    if rerun:
+        command += " --only " + " ".join(rerun)
     parts = [
         "# eventflow benchmarks",
         "",
@@ -238,7 +292,13 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
         f"({machine['processor'] or 'unknown processor'}), Python {machine['python']}, "
         f"{machine['os']}; load average {machine['load_average']} at the start. "
         "Every figure is a ratio against a baseline measured in the same run, on the same "
-        "machine: absolute times depend on the machine and its load, ratios much less.",
+        "machine: absolute times depend on the machine and its load, ratios much less."
+        + (
+            " That run re-ran only some sections; the others keep their figures from earlier "
+            "runs on this machine (when each ran: the last table)."
+            if rerun
+            else ""
+        ),
         "",
     ]
     if results["quick"]:
@@ -331,13 +391,14 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
             "## Throughput",
             "",
             "Rows per second from the upload of a generated CSV to its job's COMPLETED state, "
-            "through the local cloud (S3 notification, ingest, SQS, writer, counters), against "
+            "through the local cloud started as `make run` starts it (moto in a process of its "
+            "own; S3 notification, ingest, SQS, writer, counters), against "
             "moto's raw BatchWriteItem rate on the same server for the pipeline's own items "
             "in a table with the readings table's keys and index (the ceiling: every row is "
-            f"written once; {_n(raw['mean'])} items/s, the "
-            f"mean of {_n(raw['before'])} before and {_n(raw['after'])} after the runs, "
-            f"{raw['items']:,} items each), against moto's rate for small 6-attribute items "
-            "in a table without an index (`over small`: "
+            f"written once; {_n(raw['mean'])} items/s, the mean of "
+            f"{len(raw['runs'])} runs of {raw['items']:,} items, one before each size and one "
+            f"after the last, from {_n(raw['min'])} to {_n(raw['max'])}), against moto's "
+            "rate for small 6-attribute items in a table without an index (`over small`: "
             f"{_n(throughput['raw_small_items_per_s']['mean'])} items/s; moto does less work "
             "per such item) and against the per-row design "
             f"({_n(naive['rows_per_s'])} rows/s on {naive['rows']:,} rows, "
@@ -358,6 +419,7 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
                 ],
             ),
             "",
+            *where_the_time_goes(throughput),
             f"![throughput]({plot_throughput(throughput, out_dir)})",
             "",
         ]
@@ -461,31 +523,41 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
                         f"{queries[size]['items']:,}",
                         name,
                         page["items"],
+                        f"{page['items_read']:g}",
+                        f"{page['app_calls']:,}",
+                        page["app_cpu_ms"],
                         page["median_ms"],
-                        page["aws_ms"],
-                        page["app_ms"],
                         calls_,
                     ]
                 )
         parts += [
             "## Queries",
             "",
-            "Median latency of one page (50 items) of `GET /readings/{location}` and "
-            "`GET /readings?date=` through the app's routes under moto, with a small and a large "
-            f"table; the queried location and day hold the same {queries['probe_readings']} "
-            "readings in both, so only the table around them grows. moto's share (time inside "
-            "the AWS calls) grows with the table because moto looks at far more items than a "
-            "page; DynamoDB reads only the key range it returns. The app's own share and its "
-            "calls per page are what the design decides.",
+            "One page (50 items) of `GET /readings/{location}` and `GET /readings?date=` through "
+            "the app's routes, with a small and a large table; the queried location and day hold "
+            f"the same {queries['probe_readings']} readings in both, so only the table around "
+            "them grows. moto runs in a process of its own. *Items read* is the sum of the "
+            "page's Query calls' `ScannedCount`: what DynamoDB reads and bills for the page, and "
+            "what its latency follows. *App calls* counts the Python function calls made while "
+            "serving the page (routing, validation, botocore, the merge across date shards, "
+            "JSON; cProfile, one extra request): the app's work, counted. *App CPU* is the CPU "
+            "time of the thread that serves the request; beside a moto that walks a large table "
+            "on the other core it grows while the calls stay the same (the two processes share "
+            "the machine's caches). *Whole page* is the wall clock; it grows with the "
+            "table because moto's Query walks every item of the table to find a partition's, "
+            "which DynamoDB does not do. Medians of "
+            f"{queries.get('samples', {}).get('small', '?')} and "
+            f"{queries.get('samples', {}).get('large', '?')} requests.",
             "",
             _table(
                 [
                     "items",
                     "query",
                     "page items",
-                    "median ms",
-                    "in moto ms",
-                    "app ms",
+                    "items read",
+                    "app calls",
+                    "app CPU ms",
+                    "whole page ms",
                     "calls per page",
                 ],
                 rows,
@@ -493,8 +565,10 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
             "",
             "Large over small: "
             + "; ".join(
-                f"{name}: whole page {queries['large_over_small_median'][name]}x, app's own "
-                f"share {queries['large_over_small_app'][name]}x"
+                f"{name}: items read {queries['large_over_small_items_read'][name]}x, app calls "
+                f"{queries['large_over_small_app_calls'][name]}x, app CPU "
+                f"{queries['large_over_small_app_cpu'][name]}x, whole page "
+                f"{queries['large_over_small_median'][name]}x"
                 for name in ("by_location", "by_date")
             )
             + ".",
@@ -541,9 +615,9 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
         "## Sections and their time",
         "",
         _table(
-            ["section", "seconds", "status"],
+            ["section", "ran at", "seconds", "status"],
             [
-                [name, info.get("seconds", ""), info.get("status", "")]
+                [name, info.get("ran_at", ""), info.get("seconds", ""), info.get("status", "")]
                 for name, info in results["sections"].items()
             ],
         ),

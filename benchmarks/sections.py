@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FULL: dict[str, Any] = {
     "calls_rows": [10_000, 100_000],
     "orders": 2,
-    "throughput_rows": [10_000, 50_000, 100_000],
+    "throughput_rows": [10_000, 20_000, 50_000, 100_000],
     "baseline_rows": 20_000,
     "naive_rows": 1_000,
     "memory_rows": [10_000, 100_000, 300_000, 600_000, 1_000_000],
@@ -83,34 +84,43 @@ def orders(sizes: dict[str, Any]) -> dict[str, Any]:
 def throughput(sizes: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.calls import offline_env
     from benchmarks.naive import naive_rate
-    from benchmarks.throughput import baseline_rate, pipeline_rate, raw_rate
+    from benchmarks.throughput import baseline_rate, pipeline_rate, process_cpu, raw_rate
     from localcloud.cloud import LocalCloud
 
     offline_env()
-    with LocalCloud(aws_port=0, api_port=0) as cloud:
+    # As make run starts it: moto in a process of its own.
+    with LocalCloud(aws_port=0, api_port=0, moto_process=True) as cloud:
         bucket = cloud.stack.settings.uploads_bucket
         items = sizes["baseline_rows"]
-        # moto's raw rate, before and after the pipeline runs: it brackets any drift.
         # The ceiling is moto writing the pipeline's own items into a table shaped
-        # like the readings table (keys and index); the small-item rate is kept too.
-        raw_before = raw_rate(cloud, items)
+        # like the readings table (keys and index), measured before every pipeline
+        # run and after the last, so that the mean sees the same drift in the
+        # machine's load as the runs; the small-item rate is kept for comparison.
+        raws = []
         small_before = baseline_rate(cloud.clients, items)
         naive = naive_rate(cloud.clients, bucket, sizes["naive_rows"])
         runs = []
         for rows in sizes["throughput_rows"]:
+            raws.append(raw_rate(cloud, items))
+            moto_before, handlers_before = process_cpu(cloud.moto_pid)
             rate, detail = pipeline_rate(cloud, rows, timeout=max(120.0, rows / 100))
+            moto_after, handlers_after = process_cpu(cloud.moto_pid)
+            moto_cpu, handlers_cpu = moto_after - moto_before, handlers_after - handlers_before
             runs.append(
                 {
                     "rows": rows,
                     "rows_per_s": round(rate, 1),
                     "seconds": detail["seconds"],
                     "state": detail["job"]["state"],
+                    # Where the time went: CPU seconds of each process over the run.
+                    "moto_cpu_seconds": round(moto_cpu, 2),
+                    "handlers_cpu_seconds": round(handlers_cpu, 2),
                 }
             )
+        raws.append(raw_rate(cloud, items))
         small_after = baseline_rate(cloud.clients, items)
-        raw_after = raw_rate(cloud, items)
         invocations = cloud.runtime.stats()
-    raw = (raw_before + raw_after) / 2
+    raw = statistics.mean(raws)
     small = (small_before + small_after) / 2
     for run in runs:
         run["over_raw"] = round(run["rows_per_s"] / raw, 3)
@@ -118,8 +128,9 @@ def throughput(sizes: dict[str, Any]) -> dict[str, Any]:
         run["over_naive"] = round(run["rows_per_s"] / naive["rows_per_s"], 2)
     return {
         "raw_batchwriteitem_items_per_s": {
-            "before": round(raw_before, 1),
-            "after": round(raw_after, 1),
+            "runs": [round(r, 1) for r in raws],
+            "min": round(min(raws), 1),
+            "max": round(max(raws), 1),
             "mean": round(raw, 1),
             "items": items,
         },

@@ -1,8 +1,8 @@
 """Rows per second through the local cloud, against moto's raw BatchWriteItem rate.
 
 ``python -m benchmarks.throughput [ROWS ...]`` starts a local cloud on free
-ports, as ``make run`` does (moto, the handlers and their pollers in one
-process), and for each size, against the same moto server:
+ports, as ``make run`` does (moto in a process of its own; the handlers and
+their pollers in this one), and for each size, against the same moto server:
 
 1. raw rate: the fastest moto can store these rows. The very items the
    pipeline writes for a file of that size (built by the same code) go into a
@@ -34,6 +34,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from chalicelib.aws import Clients
@@ -54,10 +55,20 @@ MAX_RAW_ROWS = 20_000
 JOB_POLL_SECONDS = 0.1
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this whole process (every thread), user and system."""
+def process_cpu(moto_pid: int | None) -> tuple[float, float]:
+    """CPU seconds so far (user and system, every thread) of moto's process, when it
+    has one (else 0), and of this one (the handlers, the pollers and the bench)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    moto = 0.0
+    if moto_pid is not None:
+        # /proc/PID/stat: utime and stime are fields 14 and 15, in clock ticks.
+        fields = Path(f"/proc/{moto_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        moto = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return moto, usage.ru_utime + usage.ru_stime
+
+
+def _cpu_seconds(moto_pid: int | None = None) -> float:
+    return sum(process_cpu(moto_pid))
 
 
 def _generated(rows: int) -> bytes:
@@ -162,14 +173,16 @@ def pipeline_rate(cloud: LocalCloud, rows: int, timeout: float) -> tuple[float, 
     return rows / elapsed, {"seconds": round(elapsed, 2), "job": job}
 
 
-def _timed(run: Any) -> tuple[float, float]:
-    """``run()``'s result and the process CPU seconds it took (raw runs have no other load)."""
-    cpu = _cpu_seconds()
+def _timed(run: Any, moto_pid: int | None) -> tuple[float, float]:
+    """``run()``'s result and the CPU seconds it took (raw runs have no other load)."""
+    cpu = _cpu_seconds(moto_pid)
     result = run()
-    return result, _cpu_seconds() - cpu
+    return result, _cpu_seconds(moto_pid) - cpu
 
 
-def measure(sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES) -> dict[str, Any]:
+def measure(
+    sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES, *, moto_process: bool = True
+) -> dict[str, Any]:
     """Pipeline and raw rates for each size, in one local cloud; returns the figures.
 
     Returns ``{"sizes": [...], "results": [{"rows", "raw_items_per_s",
@@ -178,28 +191,32 @@ def measure(sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES) -> dict[str, Any
     "pipeline_cpu_ms_per_row", "raw_over_pipeline_cpu", "job_state",
     "invocations"}, ...]}``. ``pipeline_over_raw`` is the headline ratio;
     ``raw_*`` are the means of the runs before and after the pipeline's, on
-    up to :data:`MAX_RAW_ROWS` items. The CPU figures are the process's CPU
-    time per row (all threads: moto, pollers, handlers): on a shared machine
-    they move less with other processes' load than the rates do, and
-    ``raw_over_pipeline_cpu`` is the ratio the rates would show if the
-    process had a core to itself.
+    up to :data:`MAX_RAW_ROWS` items. The CPU figures are the CPU time per row
+    of this process and moto's (all threads: moto, pollers, handlers): on a
+    shared machine they move less with other processes' load than the rates
+    do; ``raw_over_pipeline_cpu`` is the ratio the rates would show if
+    everything ran on one core.
     """
     saved = {k: os.environ.get(k) for k in ("POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_DISABLED")}
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     results = []
     try:
-        with LocalCloud(aws_port=0, api_port=0, serve_api=False) as cloud:
+        with LocalCloud(
+            aws_port=0, api_port=0, serve_api=False, moto_process=moto_process
+        ) as cloud:
             assert cloud.clients is not None
             for rows in sizes:
                 raw_rows = min(rows, MAX_RAW_ROWS)
-                raw, raw_cpu = _timed(lambda n=raw_rows: raw_rate(cloud, n))
+                raw, raw_cpu = _timed(lambda n=raw_rows: raw_rate(cloud, n), cloud.moto_pid)
                 small = [baseline_rate(cloud.clients, raw_rows)]
-                cpu = _cpu_seconds()
+                cpu = _cpu_seconds(cloud.moto_pid)
                 rate, detail = pipeline_rate(cloud, rows, timeout=max(120.0, rows / 100))
-                pipeline_cpu = _cpu_seconds() - cpu
+                pipeline_cpu = _cpu_seconds(cloud.moto_pid) - cpu
                 small.append(baseline_rate(cloud.clients, raw_rows))
-                raw_again, raw_cpu_again = _timed(lambda n=raw_rows: raw_rate(cloud, n))
+                raw_again, raw_cpu_again = _timed(
+                    lambda n=raw_rows: raw_rate(cloud, n), cloud.moto_pid
+                )
                 raw = [raw, raw_again]
                 raw_mean, small_mean = statistics.mean(raw), statistics.mean(small)
                 raw_cpu_per_row = (raw_cpu + raw_cpu_again) / (2 * raw_rows)

@@ -156,6 +156,11 @@ class LocalCloud:
         return self._api.port
 
     @property
+    def moto_pid(self) -> int | None:
+        """The process moto serves in, when it has one of its own (``moto_process``)."""
+        return self._moto.pid if isinstance(self._moto, MotoProcess) else None
+
+    @property
     def aws_endpoint(self) -> str:
         return f"http://{HOST}:{self.aws_port}"
 

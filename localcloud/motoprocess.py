@@ -73,6 +73,10 @@ class MotoProcess:
             )
         self._port = int(line[1])
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def get_host_and_port(self) -> tuple[str, int]:
         if self._port is None:
             raise MotoProcessError("moto's server process is not running")
