@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import botocore.loaders
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -16,6 +18,33 @@ from infra.provision import Provisioner
 from infra.stageconfig import StageConfig
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "eventflow")
+
+
+def _share_botocore_data_loader() -> None:
+    """Let every botocore session in the test process share one loader of botocore's data.
+
+    Each test builds new sessions (``Clients()`` in a fresh ``mock_aws``), and a
+    new session reads and parses botocore's JSON data again (the endpoint rules
+    alone take about half a second), which was most of the cost of provisioning
+    a stack per test. The data is the same files, read only; within one session
+    botocore already shares them between its clients. Lambda builds one session
+    per process, so the app itself needs none of this.
+    """
+    loaders: dict[object, botocore.loaders.Loader] = {}
+
+    def register_shared_loader(session: botocore.session.Session) -> None:
+        def shared() -> botocore.loaders.Loader:
+            path = session.get_config_variable("data_path")
+            if path not in loaders:
+                loaders[path] = botocore.loaders.create_loader(path)
+            return loaders[path]
+
+        session._components.lazy_register_component("data_loader", shared)
+
+    botocore.session.Session._register_data_loader = register_shared_loader
+
+
+_share_botocore_data_loader()
 
 # Records every AWS call the handlers make, and fails the run if a function's
 # derived IAM policy does not allow one of them (see tests/plugins/iam_calls.py).
