@@ -78,7 +78,7 @@ CHUNK_CALLS = [
     "dynamodb:GetItem",  # is the job complete?
 ]
 # The writer takes one chunk per invocation (batch size 1); the last completes the job.
-WRITER_CALLS = [CHUNK_CALLS, CHUNK_CALLS, CHUNK_CALLS + ["dynamodb:UpdateItem"]]
+WRITER_CALLS = [CHUNK_CALLS, CHUNK_CALLS, [*CHUNK_CALLS, "dynamodb:UpdateItem"]]
 
 
 def _writer_invocations(worlds) -> list[list[str]]:
