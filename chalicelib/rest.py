@@ -8,7 +8,9 @@ raised as :mod:`chalicelib.errors` and shaped into JSON by ``app.py``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, MutableMapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
@@ -124,6 +126,21 @@ def field(name: str, parse, value: Any) -> Any:
     except (ValueError, TypeError) as error:
         problem = getattr(error, "message_template", None) or str(error)
         raise BadRequest.field(name, problem) from None
+
+
+# Exactly YYYY-MM-DD: date.fromisoformat alone also takes 20260201 and 2026-W05-1.
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DAY_PROBLEM = "must be a calendar date as YYYY-MM-DD (UTC), e.g. 2026-02-28"
+
+
+def day(name: str, text: str) -> date:
+    """A UTC calendar day; raises :class:`BadRequest` naming ``name`` for anything else."""
+    if not _DAY.fullmatch(text):
+        raise BadRequest.field(name, DAY_PROBLEM)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:  # 2026-02-30, month 13 ...
+        raise BadRequest.field(name, f"{DAY_PROBLEM}; {text} is not a day") from None
 
 
 def page(items: list[dict[str, Any]], query: dict[str, Any], position: Any) -> dict[str, Any]:

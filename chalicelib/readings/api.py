@@ -157,7 +157,7 @@ def list_readings_by_date(services, params, raw_body, headers):
     params = rest.query(params, ("date", "limit", "cursor"))
     if "date" not in params:
         raise BadRequest.field("date", "is required (YYYY-MM-DD, UTC)")
-    day = rest.field("date", date.fromisoformat, params["date"])
+    day = rest.day("date", params["date"])
     limit = rest.limit(params)
     query = {"path": "date", "date": day.isoformat()}
     positions = None

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from chalicelib import rest
 from chalicelib.dynamo import from_item
 from chalicelib.errors import BadRequest
-from chalicelib.orders import analytics, analytics_api, handlers, service
+from chalicelib.orders import analytics, handlers, service
 from chalicelib.orders.events import OrderEvent
 from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.states import Actor, Status, event_type
@@ -568,7 +569,7 @@ def test_a_day_with_nothing_answers_zeros(api):
 )
 def test_anything_but_a_calendar_day_as_yyyy_mm_dd_is_refused_naming_the_field(day):
     with pytest.raises(BadRequest) as refused:
-        analytics_api.parse_day(day)
+        rest.day("date", day)
     assert [d["field"] for d in refused.value.details] == ["date"]
     assert "YYYY-MM-DD" in refused.value.details[0]["problem"]
 
@@ -579,7 +580,7 @@ def test_a_bad_date_is_a_400_json_naming_the_field(api):
     body = json.loads(response.body)
     assert body["error"] == "bad_request"
     assert body["details"] == [
-        {"field": "date", "problem": analytics_api.DAY_PROBLEM + "; 2026-02-30 is not a day"}
+        {"field": "date", "problem": rest.DAY_PROBLEM + "; 2026-02-30 is not a day"}
     ]
 
 

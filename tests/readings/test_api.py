@@ -122,6 +122,9 @@ def test_unknown_query_parameters_are_400(api, path):
         ("/readings/lab-01?from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z", "from"),
         ("/readings", "date"),
         ("/readings?date=2024-13-01", "date"),
+        # date.fromisoformat takes these too; the API documents YYYY-MM-DD only.
+        ("/readings?date=20240601", "date"),
+        ("/readings?date=2024-W22-6", "date"),
         ("/readings/lab-01?cursor=%%%", "cursor"),
         ("/readings?date=2024-06-01&cursor=bm90LWpzb24", "cursor"),
         ("/ingests?cursor=e30", "cursor"),
