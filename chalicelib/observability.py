@@ -29,7 +29,12 @@ def count(name: str, value: int) -> None:
 def invocation(function: str, stage: str) -> Iterator[None]:
     """Tag logs with the function, and publish the invocation's metrics when it ends."""
     logger.append_keys(function=function)
-    metrics.set_default_dimensions(stage=stage)
+    # The default dimension outlives each flush. Only a process that serves two
+    # stages (tests) changes it, and Powertools warns when a value is replaced.
+    if metrics.default_dimensions.get("stage") != stage:
+        metrics.default_dimensions.pop("stage", None)
+        metrics.dimension_set.pop("stage", None)
+        metrics.set_default_dimensions(stage=stage)
     try:
         yield
     finally:
