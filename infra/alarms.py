@@ -3,7 +3,9 @@
 Nothing here is listed by hand: every DLQ gets a not-empty alarm, every source
 queue an oldest-message-age alarm, every function error and throttle alarms,
 and every stream mapping an iterator-age alarm. A resource added to the
-declaration is therefore watched from the next deploy on.
+declaration is therefore watched from the next deploy on. The app's own
+metrics that mean a loss no queue shows (:data:`APP_METRIC_ALARMS`) get one
+alarm each.
 
 Dimensions use physical names, not references: names are deterministic
 (``eventflow-{stage}-...``), and CloudWatch accepts an alarm on a metric that
@@ -36,6 +38,10 @@ ORDER_METRICS = (
     "IntakeRejected",
     "IntakeFailures",
 )
+
+# App metrics that mean a customer-visible loss no queue shows: an email that SES
+# refused for its recipient is done (retrying cannot help), so it never reaches a DLQ.
+APP_METRIC_ALARMS = (("NotificationsRejected", "notifications-rejected"),)
 
 ANALYTICS_COUNTS = tuple(m for m in analytics.METRICS if m != analytics.REVENUE_METRIC)
 
@@ -121,6 +127,20 @@ def derive(stack: Stack) -> tuple[Alarm, ...]:
             period=60,
             evaluation_periods=5,
             threshold=ITERATOR_AGE_THRESHOLD_MS,
+            comparison="GreaterThanThreshold",
+        )
+    for metric, anchor in APP_METRIC_ALARMS:
+        add(
+            anchor,
+            description=f"{metric} above 0 in stage {stack.stage}: see docs/runbook.md#{anchor}",
+            namespace=NAMESPACE,
+            metric_name=metric,
+            # The dimension set chalicelib.observability gives every EMF metric.
+            dimensions=(("stage", stack.stage),),
+            statistic="Sum",
+            period=FUNCTION_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=0,
             comparison="GreaterThanThreshold",
         )
     return tuple(alarms)

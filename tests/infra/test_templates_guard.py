@@ -260,11 +260,31 @@ def test_each_stream_consumer_alarms_on_its_iterator_age(alarms):
         ), name
 
 
+def test_an_order_email_refused_for_its_recipient_alarms(alarms):
+    """A refused recipient is done, never retried, so no DLQ shows it: the app's metric must."""
+    stack, rendered = alarms
+    alerts = {stack.topic("alerts").name}
+    assert {
+        "namespace": "eventflow",
+        "metric": "NotificationsRejected",
+        "dimensions": {"stage": stack.stage},
+        "statistic": "Sum",
+        "threshold": 0,
+        "comparison": "GreaterThanThreshold",
+        "actions": alerts,
+        "ok_actions": alerts,
+    } in rendered
+
+
 def test_nothing_alarms_on_a_resource_that_is_not_declared(alarms):
     stack, rendered = alarms
     queues = {n for q in stack.queues for n in (q.name, q.dlq_name)}
     queues |= {q.name for q in stack.failure_queues}
     functions = {f.physical_name for f in stack.functions}
     for alarm in rendered:
+        if alarm["namespace"] == "eventflow":
+            # The app's own metrics, published with the stage as their dimension.
+            assert alarm["dimensions"] == {"stage": stack.stage}, alarm
+            continue
         dimension = alarm["dimensions"].get("QueueName") or alarm["dimensions"].get("FunctionName")
         assert dimension in queues | functions, alarm
