@@ -75,7 +75,7 @@ def plot_throughput(throughput: dict[str, Any], out_dir: Path) -> str:
     runs = throughput["runs"]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([r["rows"] for r in runs], [r["rows_per_s"] for r in runs], "o-", label="eventflow")
-    raw = throughput["raw_batchwriteitem_items_per_s"]["mean"]
+    raw = throughput["raw_batchwriteitem_items_per_s"]["median"]
     ax.axhline(raw, color="k", linestyle="--", label="moto's raw BatchWriteItem")
     ax.axhline(
         throughput["naive"]["rows_per_s"], color="r", linestyle=":", label="per-row baseline"
@@ -395,7 +395,7 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
             "own; S3 notification, ingest, SQS, writer, counters), against "
             "moto's raw BatchWriteItem rate on the same server for the pipeline's own items "
             "in a table with the readings table's keys and index (the ceiling: every row is "
-            f"written once; {_n(raw['mean'])} items/s, the mean of "
+            f"written once; {_n(raw['median'])} items/s, the median of "
             f"{len(raw['runs'])} runs of {raw['items']:,} items, one before each size and one "
             f"after the last, from {_n(raw['min'])} to {_n(raw['max'])}), against moto's "
             "rate for small 6-attribute items in a table without an index (`over small`: "

@@ -50,7 +50,7 @@ def test_every_section_ran_and_reported_its_figures_against_a_baseline(bench):
         assert life["total_per_order"] == sum(life["calls_per_order"].values())
         assert life["invocations_per_order"]["publish_order_events"] >= 1
     throughput = results["throughput"]
-    assert throughput["raw_batchwriteitem_items_per_s"]["mean"] > 0
+    assert throughput["raw_batchwriteitem_items_per_s"]["median"] > 0
     assert throughput["naive"]["calls_per_1000_rows"] == 2000
     assert all(r["state"] == "COMPLETED" and r["over_raw"] > 0 for r in throughput["runs"])
     assert all("above_idle_mib" in r for r in results["memory"]["runs"])
