@@ -42,7 +42,7 @@ from chalicelib.aws import Clients
 from infra.declaration import Stack, declare
 from infra.provision import Outputs, Provisioner
 from infra.stageconfig import PROJECT_DIR, StageConfig
-from localcloud import motolocks, motospeed, outbox
+from localcloud import motoprocess, outbox
 from localcloud.apiserver import ApiServer
 from localcloud.env import EnvironmentPatch, export_lines
 from localcloud.motoprocess import MotoProcess
@@ -215,12 +215,8 @@ class LocalCloud:
             self._moto = MotoProcess(HOST, port)
             self._moto.start()
             return
-        # werkzeug logs every request at INFO to stderr unless told otherwise;
-        # the pollers make several requests a second.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # moto's backends lose writes under concurrent requests; the runtime makes them.
-        motolocks.install()
-        motospeed.install()
+        motoprocess.prepare()
         self._moto = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         self._moto.start()
         # The local outbox (GET/DELETE /_aws/ses) on moto's own host and port.

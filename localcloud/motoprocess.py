@@ -67,10 +67,12 @@ class MotoProcess:
         if len(line) != 2 or line[0] != READY:
             code = self._process.poll()
             self.stop()
-            raise MotoProcessError(
-                f"moto's server process did not start within {limit:.0f} s"
-                + (f" (exit code {code})" if code is not None else "")
-            )
+            if code is not None:
+                raise MotoProcessError(
+                    f"moto's server process did not start: it exited with code {code} "
+                    "(its error is above)"
+                )
+            raise MotoProcessError(f"moto's server process did not start within {limit:.0f} s")
         self._port = int(line[1])
 
     @property
@@ -99,6 +101,18 @@ class MotoProcess:
                 process.stdout.close()
 
 
+def prepare() -> None:
+    """What every local moto server gets, in this process or in its own: requests made
+    atomic, the speed-ups, the outbox's notes on each email, and quiet request logs."""
+    from localcloud import motolocks, motospeed, outbox
+
+    # werkzeug logs every request at INFO; the pollers make several a second.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    motolocks.install()
+    motospeed.install()
+    outbox.install()
+
+
 def serve(host: str, port: int) -> int:
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -107,21 +121,14 @@ def serve(host: str, port: int) -> int:
     )
     from werkzeug.serving import make_server
 
-    from localcloud import motolocks, motospeed, outbox
+    from localcloud import outbox
 
-    # werkzeug logs every request at INFO; the pollers make several a second.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    motolocks.install()
-    motospeed.install()
-    outbox.install()
-    # What ThreadedMotoServer builds, bound here so that a busy port is an
-    # error to report rather than a serving thread that never starts.
+    prepare()
+    # What ThreadedMotoServer builds, bound here on the main thread: a busy port
+    # ends the process (werkzeug says why, and exits 1) instead of leaving a
+    # serving thread that never starts.
     app = outbox.middleware(DomainDispatcherApplication(create_backend_app))
-    try:
-        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
-    except OSError as error:
-        print(f"moto cannot listen on {host}:{port}: {error}", file=sys.stderr, flush=True)
-        return 2
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     serving = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     serving.start()
     print(READY, server.server_address[1], flush=True)

@@ -127,7 +127,7 @@ def test_a_busy_port_fails_the_start_with_the_reason():
     try:
         _, port = first.get_host_and_port()
         second = MotoProcess("127.0.0.1", port)
-        with pytest.raises(RuntimeError, match="did not start"):
+        with pytest.raises(RuntimeError, match="did not start: it exited with code 1"):
             second.start(limit=EXIT_LIMIT)
     finally:
         first.stop()
