@@ -93,22 +93,28 @@ def derive(stack: Stack) -> tuple[Alarm, ...]:
     for failures in stack.failure_queues:
         # Nothing consumes it: one message is something Lambda gave up on.
         not_empty(f"{failures.key}-not-empty", failures.name, f"{failures.key}-not-empty")
+
+    def any_in_five_minutes(key: str, description: str, **metric) -> None:
+        add(
+            key,
+            description=description,
+            statistic="Sum",
+            period=FUNCTION_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=0,
+            comparison="GreaterThanThreshold",
+            **metric,
+        )
+
     for function in stack.functions:
         for metric in ("Errors", "Throttles"):
-            add(
+            any_in_five_minutes(
                 f"{function.name.replace('_', '-')}-{metric.lower()}",
-                description=(
-                    f"{metric} in {function.physical_name}: "
-                    f"see docs/runbook.md#function-{metric.lower()}"
-                ),
+                f"{metric} in {function.physical_name}: "
+                f"see docs/runbook.md#function-{metric.lower()}",
                 namespace="AWS/Lambda",
                 metric_name=metric,
                 dimensions=(("FunctionName", function.physical_name),),
-                statistic="Sum",
-                period=FUNCTION_PERIOD_SECONDS,
-                evaluation_periods=1,
-                threshold=0,
-                comparison="GreaterThanThreshold",
             )
     table_keys = {table.key for table in stack.tables}
     for source in stack.event_sources:
@@ -130,18 +136,13 @@ def derive(stack: Stack) -> tuple[Alarm, ...]:
             comparison="GreaterThanThreshold",
         )
     for metric, anchor in APP_METRIC_ALARMS:
-        add(
+        any_in_five_minutes(
             anchor,
-            description=f"{metric} above 0 in stage {stack.stage}: see docs/runbook.md#{anchor}",
+            f"{metric} above 0 in stage {stack.stage}: see docs/runbook.md#{anchor}",
             namespace=NAMESPACE,
             metric_name=metric,
             # The dimension set chalicelib.observability gives every EMF metric.
             dimensions=(("stage", stack.stage),),
-            statistic="Sum",
-            period=FUNCTION_PERIOD_SECONDS,
-            evaluation_periods=1,
-            threshold=0,
-            comparison="GreaterThanThreshold",
         )
     return tuple(alarms)
 
