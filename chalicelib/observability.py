@@ -28,7 +28,9 @@ def count(name: str, value: int) -> None:
 @contextmanager
 def invocation(function: str, stage: str) -> Iterator[None]:
     """Tag logs with the function, and publish the invocation's metrics when it ends."""
-    logger.append_keys(function=function)
+    # Per thread: the local runtime runs invocations side by side in one process
+    # (Lambda runs one per process), and process-wide keys would mix their lines.
+    logger.thread_safe_append_keys(function=function)
     # The default dimension outlives each flush. Only a process that serves two
     # stages (tests) changes it, and Powertools warns when a value is replaced.
     if metrics.default_dimensions.get("stage") != stage:
@@ -38,7 +40,7 @@ def invocation(function: str, stage: str) -> Iterator[None]:
     try:
         yield
     finally:
-        logger.remove_keys(["function", "ingest_id", "message_id"])
+        logger.thread_safe_remove_keys(["function", "ingest_id", "message_id"])
         # Flushing nothing only produces a warning (a TestEvent, a skipped duplicate).
         if metrics.metric_set:
             metrics.flush_metrics()
@@ -49,11 +51,11 @@ def invocation(function: str, stage: str) -> Iterator[None]:
 
 @contextmanager
 def correlated(**keys: str) -> Iterator[None]:
-    logger.append_keys(**keys)
+    logger.thread_safe_append_keys(**keys)
     try:
         yield
     finally:
-        logger.remove_keys(list(keys))
+        logger.thread_safe_remove_keys(list(keys))
 
 
 def measure(name: str, value: Decimal) -> None:
