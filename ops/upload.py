@@ -14,6 +14,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +137,25 @@ def describe_job(job: dict[str, Any]) -> str:
         f"{job.get('rows_accepted', 0)} accepted, {job.get('rows_rejected', 0)} rejected, "
         f"{job.get('rows_written', 0)} written"
     )
+    took = job_seconds(job)
+    if took is not None:
+        text += f" in {took:.1f} s"
+        if took > 0 and job.get("rows_written"):
+            text += f" ({int(job['rows_written']) / took:,.0f} rows/s)"
     if job.get("rejects_key"):
         text += f"; rejects report s3://{job['bucket']}/{job['rejects_key']}"
     if job.get("reason"):
         text += f"; reason: {job['reason']}"
     return text
+
+
+def job_seconds(job: dict[str, Any]) -> float | None:
+    """Seconds from the ingest handler's start to the job's end, for a job's first run
+    (a replay keeps the first run's start); None while it runs."""
+    if job.get("run", 1) != 1 or not job.get("started_at") or not job.get("finished_at"):
+        return None
+    started = datetime.fromisoformat(job["started_at"])
+    return (datetime.fromisoformat(job["finished_at"]) - started).total_seconds()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from chalicelib.readings import handlers
 from chalicelib.readings.jobs import IngestJobs, job_id
 from chalicelib.services import Services
 from ops.__main__ import main
-from ops.upload import JobTimeout, follow_job, upload_file
+from ops.upload import JobTimeout, describe_job, follow_job, upload_file
 from tests.readings.pipeline import drain
 
 CLEAN = Path(__file__).resolve().parents[2] / "sample_data" / "readings_clean.csv"
@@ -172,3 +173,22 @@ def test_upload_refuses_a_key_outside_the_uploads_prefix(target, tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("x\n")
     assert main(["upload", str(path), "--key", "elsewhere/a.csv"], console=_console()) == 2
+
+
+def test_the_last_line_says_how_long_the_first_run_took_and_its_rows_per_second():
+    job = {
+        "ingest_id": "a" * 32,
+        "state": "COMPLETED",
+        "run": Decimal(1),
+        "rows_seen": 20_000,
+        "rows_accepted": 20_000,
+        "rows_rejected": 0,
+        "rows_written": Decimal(20_000),
+        "started_at": "2026-12-01T05:00:00.000000Z",
+        "finished_at": "2026-12-01T05:00:04.000000Z",
+    }
+    assert describe_job(job).endswith("20000 written in 4.0 s (5,000 rows/s)")
+    # A replay keeps its first run's start, and a running job has no end: no figure.
+    assert describe_job({**job, "run": Decimal(2)}).endswith("20000 written")
+    running = {k: v for k, v in job.items() if k != "finished_at"}
+    assert describe_job({**running, "state": "RUNNING"}).endswith("20000 written")
