@@ -97,17 +97,26 @@ class CallCounter:
             self.by_caller.clear()
 
 
+def batch_size(function: str) -> int:
+    """The batch size that app.py gives the function's SQS event source."""
+    import app
+
+    [size] = [c.batch_size for c in app.app.event_sources if c.name == function]
+    return size
+
+
 def drain(services: Services, url: str, handler, esm: Counter[str]) -> int:
-    """Deliver every message of the queue to ``handler``, as Lambda's poller would;
-    returns the invocations.
+    """Deliver every message of the queue to ``handler``, in batches of the size app.py
+    gives it, as Lambda's poller would; returns the invocations.
 
     The poller's receives and deletes are not the function's calls: they are
     not counted, but what Lambda is billed for them is added to ``esm``.
     """
     sqs = boto3.client("sqs")
+    size = batch_size(handler.__name__)
     invocations = 0
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=size).get("Messages", [])
         if not messages:
             return invocations
         esm.update(esm_sqs_units(messages, fifo=url.endswith(".fifo")))
