@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.orders.model import ProductInput
+from chalicelib.orders import service
+from chalicelib.orders.model import OrderRequest, ProductInput
 
 PRODUCTS = {"widget": ("Widget", "12.50", 100), "gadget": ("Gadget", "3.99", 10)}
 
@@ -24,6 +25,12 @@ def order_body(customer: str = "cust-1", **lines: int) -> dict[str, Any]:
         "customer_email": f"{customer}@example.com",
         "items": [{"product_id": p, "quantity": q} for p, q in lines.items()],
     }
+
+
+def place(services, customer: str = "cust-1", **lines: int) -> dict[str, Any]:
+    """An order placed through the service (no HTTP), as the API would place it."""
+    request = OrderRequest.model_validate(order_body(customer, **lines))
+    return service.place_order(request, None, services)[0]
 
 
 def as_json(body: Any) -> str:

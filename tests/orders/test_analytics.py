@@ -22,14 +22,13 @@ from chalicelib.dynamo import from_item
 from chalicelib.errors import BadRequest
 from chalicelib.orders import analytics, handlers, service
 from chalicelib.orders.events import OrderEvent
-from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.states import Actor, Status, event_type
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main as ops_main
 from tests.events import sqs_event
 from tests.orders.flow import OrderFlow
 from tests.orders.flow import deliver_as_lambda as flow_delivery
-from tests.orders.helpers import order_body, seed_products
+from tests.orders.helpers import place, seed_products
 
 QUEUE = "eventflow-local-analytics"
 ZEROS = {
@@ -353,11 +352,6 @@ def test_bodies_that_cannot_be_counted_fail_alone_and_write_nothing(services):
 
 
 # -- from orders to counters, through the topic --------------------------------------------
-
-
-def place(services, customer="cust-1", **lines):
-    request = OrderRequest.model_validate(order_body(customer, **lines))
-    return service.place_order(request, None, services)[0]
 
 
 def move(services, order, status):

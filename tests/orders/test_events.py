@@ -7,9 +7,8 @@ import json
 import pytest
 
 from chalicelib.orders import events, handlers, service
-from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.states import Actor, Status
-from tests.orders.helpers import order_body, seed_products
+from tests.orders.helpers import place, seed_products
 from tests.orders.streams import received, stream_records, subscribe_queue
 
 
@@ -17,11 +16,6 @@ from tests.orders.streams import received, stream_records, subscribe_queue
 def tap(services):
     seed_products(services)
     return subscribe_queue(services, "tap")
-
-
-def place(services, **lines):
-    order, _ = service.place_order(OrderRequest.model_validate(order_body(**lines)), None, services)
-    return order
 
 
 def publish(services, records):

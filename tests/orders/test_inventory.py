@@ -12,25 +12,20 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 
 from chalicelib.orders import handlers, service
-from chalicelib.orders.model import OrderRequest, ProductInput
+from chalicelib.orders.model import ProductInput
 from chalicelib.orders.states import Actor, Status
 from infra.declaration import MAX_RECEIVE_COUNT
 from localcloud import motolocks
 from localcloud.runtime.sqs import lambda_record
 from ops.__main__ import main as ops_main
 from tests.orders.flow import OrderFlow, deliver_as_lambda
-from tests.orders.helpers import order_body, seed_products
+from tests.orders.helpers import place, seed_products
 
 
 @pytest.fixture
 def flow(services, outputs):
     seed_products(services)  # widget: 100 at 12.50, gadget: 10 at 3.99
     return OrderFlow(services, outputs)
-
-
-def place(services, customer="cust-1", **lines):
-    request = OrderRequest.model_validate(order_body(customer, **lines))
-    return service.place_order(request, None, services)[0]
 
 
 def stock(services, product_id):

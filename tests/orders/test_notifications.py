@@ -18,12 +18,11 @@ from botocore.awsrequest import AWSResponse
 from chalicelib.orders import claims, emails, handlers, notifications, service
 from chalicelib.orders.claims import ClaimHeld, Settled
 from chalicelib.orders.events import OrderEvent, parse_event
-from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.states import TRANSITIONS, Actor, Status
 from localcloud import outbox
 from tests.conftest import InstantClock
 from tests.orders.flow import OrderFlow
-from tests.orders.helpers import order_body, seed_products
+from tests.orders.helpers import place, seed_products
 
 LEASE = timedelta(seconds=35)
 
@@ -61,11 +60,6 @@ def mail(services):
 def flow(services, outputs):
     seed_products(services)  # widget: 100 at 12.50, gadget: 10 at 3.99
     return OrderFlow(services, outputs)
-
-
-def place(services, customer="cust-1", **lines):
-    request = OrderRequest.model_validate(order_body(customer, **lines))
-    return service.place_order(request, None, services)[0]
 
 
 def move(services, order, status):
