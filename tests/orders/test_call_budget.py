@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
-import pytest
-
 from chalicelib.orders import handlers, service
 from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.states import Actor, Status
 from tests.orders.helpers import order_body, seed_products
 from tests.orders.streams import stream_records
-
-
-@pytest.fixture
-def calls(services):
-    seen: Counter = Counter()
-
-    def count(model, **_):
-        seen[f"{model.service_model.service_name} {model.name}"] += 1
-
-    clients = [services.clients(name) for name in ("dynamodb", "sns", "sqs", "sts")]
-    for client in clients:
-        client.meta.events.register("before-call", count)
-    yield seen
-    for client in clients:
-        client.meta.events.unregister("before-call", count)
 
 
 def test_calls_per_order(services, calls):
