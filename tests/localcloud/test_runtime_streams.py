@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
+import pytest
+from botocore.exceptions import ClientError
 from chalice import Chalice
 
 from infra.declaration import EventSourceSettings, KeyAttribute, Queue, Table
+from localcloud import mototransactions
 from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     _cloud,
@@ -195,3 +199,57 @@ def test_filter_criteria_select_stream_records(cloud: Cloud):
     runtime = cloud.run(app, stack, outputs)
     assert runtime.wait_until_idle(20)
     assert calls == [[("REMOVE", "k1")]]
+
+
+@pytest.fixture
+def all_or_nothing_transactions() -> Iterator[None]:
+    # What the local cloud's moto gets from motoprocess.prepare(); undone after,
+    # so later tests see the moto they expect.
+    mototransactions.install()
+    try:
+        yield
+    finally:
+        mototransactions.uninstall()
+
+
+def test_a_lost_transaction_race_leaves_the_stream_flowing(
+    cloud: Cloud, all_or_nothing_transactions
+):
+    """AWS: a cancelled TransactWriteItems writes nothing and emits nothing; the
+    mapping's poller goes on reading the same shard and sees the next write.
+    (moto alone puts back a copy of the table, stranding every open iterator on
+    the old shard with the cancelled transaction's INSERT on it.)"""
+    stack, outputs, arn, _ = _stream(cloud)
+    app, seen = Chalice("t"), []
+
+    @app.on_dynamodb_record(stream_arn=arn, batch_size=10, starting_position="TRIM_HORIZON")
+    def on_change(event):
+        seen.extend(event.to_dict()["Records"])
+
+    _put(cloud, "first")
+    runtime = cloud.run(app, stack, outputs)
+    assert wait_for(lambda: _keys(seen) == ["first"])
+    dynamodb = cloud.clients("dynamodb")
+    with pytest.raises(ClientError) as lost:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "orders", "Item": {"pk": {"S": "never-stored"}}}},
+                {
+                    "Put": {
+                        "TableName": "orders",
+                        "Item": {"pk": {"S": "first"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    reasons = lost.value.response["CancellationReasons"]
+    assert [r["Code"] for r in reasons] == ["None", "ConditionalCheckFailed"]
+    _put(cloud, "after")
+    assert wait_for(lambda: "after" in _keys(seen))
+    assert runtime.wait_until_idle(20)
+    assert _keys(seen) == ["first", "after"]
+    sequences = [int(r["dynamodb"]["SequenceNumber"]) for r in seen]
+    assert sequences[1] == sequences[0] + 1  # no number spent on the cancelled write
+    stored = dynamodb.scan(TableName="orders")["Items"]
+    assert sorted(i["pk"]["S"] for i in stored) == ["after", "first"]
