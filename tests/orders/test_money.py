@@ -22,12 +22,18 @@ def test_any_whole_number_of_cents_round_trips_exactly(amount):
         assert format_money(parsed) == f"{amount // 100}.{amount % 100:02d}"
 
 
-@given(st.integers(min_value=1, max_value=10**8), st.integers(min_value=3, max_value=8))
-def test_fractions_of_a_cent_are_refused(whole, places):
-    price = Decimal(whole) / Decimal(10) ** places
-    if price != price.quantize(Decimal("0.01")) and price <= MAX_PRICE:
+@given(
+    st.integers(min_value=0, max_value=int(MAX_PRICE * 100) - 1),
+    st.integers(min_value=3, max_value=8),
+    st.data(),
+)
+def test_fractions_of_a_cent_are_refused(cents, places, data):
+    # Every drawn price is in range and has a non-zero digit below the cent.
+    below = data.draw(st.integers(min_value=1, max_value=10 ** (places - 2) - 1))
+    price = Decimal(cents) / 100 + Decimal(below) / Decimal(10) ** places
+    for given_as in (price, str(price)):
         with pytest.raises(ValueError, match="at most 2 decimal places"):
-            parse_price(price)
+            parse_price(given_as)
 
 
 @pytest.mark.parametrize(

@@ -344,9 +344,15 @@ def test_an_address_ses_refuses_is_recorded_as_rejected_and_not_retried(services
 
 def test_a_recipient_refused_in_the_sandbox_is_rejected(services, event, mail):
     refusal = "Email address is not verified. The following identities failed the check"
-    on_send(services, "before", ses_error("MessageRejected", f"{refusal}: cust-lease@example.com"))
+    refused = ses_error("MessageRejected", f"{refusal}: cust-lease@example.com")
+    on_send(services, "before", refused)
     assert notifications.apply(event, services, LEASE) == "rejected"
-    assert mail() == []
+    record = notifications.claims(services).get(event.event_id)
+    assert record["claim_state"] == "REJECTED" and refusal in record["rejected_reason"]
+    # Once SES would take the mail, a redelivery still sends nothing: the verdict stands.
+    services.clients("ses").meta.events.unregister("before-call.ses.SendEmail", refused)
+    assert notifications.apply(event, services, LEASE) == "duplicate"
+    assert mail("cust-lease@example.com") == []
 
 
 def test_an_unverified_sender_fails_the_message_for_a_redrive_after_the_fix(services, event, mail):
