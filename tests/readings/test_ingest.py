@@ -40,7 +40,7 @@ def test_the_clean_sample_is_stored_in_full(services, outputs):
     assert len(stored(services)) == 20
 
 
-def test_the_bad_sample_rejects_one_row_per_class_with_line_column_and_reason(services, outputs):
+def test_the_bad_sample_rejects_one_row_per_class_once_with_line_and_problems(services, outputs):
     job = ingest_bytes(services, outputs, (SAMPLES / "readings_bad.csv").read_bytes())
     assert job["state"] == "COMPLETED_WITH_REJECTS"
     assert (job["rows_seen"], job["rows_accepted"], job["rows_rejected"]) == (12, 1, 11)
@@ -49,11 +49,13 @@ def test_the_bad_sample_rejects_one_row_per_class_with_line_column_and_reason(se
     assert job["rejects_key"] == f"rejects/{job['ingest_id']}.csv"
     assert {int(r["line"]) for r in report} == set(range(3, 14))
     by_line = {int(r["line"]): r for r in report}
-    assert by_line[3]["column"] == "timestamp"
-    assert by_line[7]["column"] == "local_avg" and "number" in by_line[7]["reason"]
-    assert by_line[11]["column"] == "remote_avg" and "is missing" in by_line[11]["reason"]
-    assert "8 fields" in by_line[12]["reason"]
+    assert len(report) == 11, "one line per rejected row"
+    assert by_line[3]["problems"].startswith("timestamp: ")
+    assert by_line[7]["problems"].startswith("local_avg: ") and "number" in by_line[7]["problems"]
+    assert by_line[11]["problems"].startswith("remote_avg: is missing")
+    assert "8 fields" in by_line[12]["problems"]
     assert by_line[12]["row"].endswith(",surplus")
+    assert job["rejects_truncated"] is False
 
 
 def seed_dir() -> Path:
