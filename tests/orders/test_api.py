@@ -74,6 +74,13 @@ def test_product_errors(api):
     assert_error(call(api, "put", "/products/w", b"{not json"), 400, "bad_request", "body")
 
 
+@pytest.mark.parametrize("price", ["1e3", "1_000", "+5", "\u0665", "  5", "5\n", "0x10"])
+def test_a_price_string_that_is_not_plain_ascii_digits_is_refused_naming_the_field(api, price):
+    body = {"name": "W", "price": price, "stock": 1}
+    assert_error(call(api, "put", "/products/w", body), 422, "validation_failed", "price")
+    assert_error(call(api, "get", "/products/w"), 404, "not_found")
+
+
 # -- placing orders ----------------------------------------------------------------------
 
 
