@@ -245,6 +245,38 @@ def test_patch_errors(shop):
     assert_error(result, 400, "bad_request", "If-Match")
 
 
+def test_get_and_patch_send_the_version_as_an_etag_that_if_match_takes_back(shop):
+    order = place(shop)
+    status, _, headers = call(shop, "get", f"/orders/{order['order_id']}")
+    assert status == 200 and headers["ETag"] == '"1"'
+    status, moved, headers = call(
+        shop,
+        "patch",
+        f"/orders/{order['order_id']}",
+        {"status": "CANCELLED"},
+        {"If-Match": headers["ETag"]},
+    )
+    assert status == 200 and moved["version"] == 2 and headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize("form", ["1", '"1"', 'W/"1"', ' "1"\t'])
+def test_if_match_takes_each_documented_form(shop, form):
+    order = place(shop)
+    status, moved, _ = call(
+        shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": form}
+    )
+    assert status == 200 and moved["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("form", ['"1', '1"', "W/1", "*", '"1", "2"', 'W/ "1"', "\u0661", ""])
+def test_if_match_refuses_every_other_form(shop, form):
+    order = place(shop)
+    result = call(
+        shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": form}
+    )
+    assert_error(result, 400, "bad_request", "If-Match")
+
+
 def test_a_lost_update_is_impossible(shop, services):
     """A move that read version 1 cannot land once another move made version 2."""
     from chalicelib.orders.store import StaleOrder
