@@ -242,3 +242,18 @@ def test_rows_are_packed_many_per_message_within_sqs_limits(services, outputs):
     sizes = [len(m["Body"].encode()) for m in messages]
     assert max(sizes) <= chunks.MAX_CHUNK_BYTES
     assert sorted(len(chunks.decode_chunk(m["Body"]).rows) for m in messages) == [500, 1000, 1000]
+
+
+def test_an_object_over_the_stages_upload_maximum_fails_before_a_row_is_read(services, outputs):
+    from dataclasses import replace
+
+    services.settings = replace(services.settings, upload_max_bytes=100)
+    body = (SAMPLES / "readings_clean.csv").read_bytes()
+    job = ingest_bytes(services, outputs, body)
+    assert job["state"] == "FAILED" and job["rows_seen"] == 0 and job["chunks_total"] is None
+    assert job["reason"] == (
+        f"the object is {len(body):,} bytes, over this stage's upload maximum of 100 bytes; "
+        "split the file and upload the parts"
+    )
+    assert stored(services) == []
+    assert receive(services.clients.sqs, outputs.queues["ingest"]["url"]) == []
