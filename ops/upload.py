@@ -220,6 +220,8 @@ def describe_job(job: dict[str, Any]) -> str:
             text += f" ({int(job['rows_written']) / took:,.0f} rows/s)"
     if job.get("rejects_key"):
         text += f"; rejects report s3://{job['bucket']}/{job['rejects_key']}"
+        if job.get("rejects_truncated"):
+            text += " (truncated at the stage's bound: it lists the first rejected rows only)"
     if job.get("reason"):
         text += f"; reason: {job['reason']}"
     return text

@@ -255,3 +255,17 @@ def test_moto_stores_a_form_over_its_policy_and_the_ingest_refuses_the_object(ta
         )["Attributes"]["ApproximateNumberOfMessages"]
         == "0"
     )
+
+
+def test_the_last_line_says_when_the_rejects_report_was_truncated():
+    job = {
+        "ingest_id": "a" * 32,
+        "state": "COMPLETED_WITH_REJECTS",
+        "bucket": "b",
+        "rejects_key": "rejects/x.csv",
+        "rejects_truncated": True,
+    }
+    assert describe_job(job).endswith(
+        "rejects/x.csv (truncated at the stage's bound: it lists the first rejected rows only)"
+    )
+    assert describe_job({**job, "rejects_truncated": False}).endswith("rejects/x.csv")
