@@ -78,7 +78,7 @@ def _csv_text(row: str) -> str:
 def test_a_file_of_rows_breaking_every_rule_completes_with_exact_counts_and_a_bounded_report(
     services, outputs
 ):
-    rows = 200_000  # 2.2 MB of rows, 7 problems each: unbounded, the report was ~30 MB
+    rows = 200_000  # 2.2 MB of rows with 7 problems each: far past both bounds
     job = ingest_bytes(services, outputs, HEADER_LINE + EVERY_RULE_BROKEN * rows)
     assert job["state"] == "COMPLETED_WITH_REJECTS"
     assert (job["rows_seen"], job["rows_accepted"], job["rows_rejected"]) == (rows, 0, rows)
@@ -93,7 +93,7 @@ def test_a_file_of_rows_breaking_every_rule_completes_with_exact_counts_and_a_bo
     assert f"of {rows} rejected rows" in note["problems"]
 
 
-def test_the_byte_bound_cuts_the_report_too(services, outputs, monkeypatch):
+def test_the_byte_bound_cuts_the_report_too(services, outputs):
     from dataclasses import replace
 
     services.settings = replace(services.settings, rejects_max_bytes=64 * 1024)
