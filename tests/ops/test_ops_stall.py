@@ -7,6 +7,7 @@ as Lambda does, and the declared iterator-age alarm evaluated on it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 import time
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from localcloud.runtime import EventSourceRuntime
 from localcloud.runtime.streams import StreamPoller
-from ops import reset
+from ops import alarmstate, lag, reset
 from ops.__main__ import main
 from ops.status import render, snapshot
 from tests.localcloud.runtime_harness import wait_for
@@ -107,8 +108,14 @@ def test_a_blocked_mapping_is_stalled_until_its_handler_returns(mapping: Mapping
     item = mapping.streams_item()
     assert item["stalled"] and item["iterator_age_ms"] > STALL_SECONDS * 1000
     assert item["alarm"]["state"] == "OK"  # the declared 60 s alarm is not reached
-    lag = mapping.runtime.stats()[FUNCTION]["lag"]
-    assert (lag["records"], lag["read_error"]) == (1, None)
+    # The declared alarm reads exactly what the runtime publishes: with a one-second
+    # threshold over one period, the same alarm fires.
+    (declared,) = lag.iterator_age_alarms(mapping.target.stack)
+    quick = dataclasses.replace(declared, threshold=STALL_SECONDS * 1000, evaluation_periods=1)
+    cloudwatch = mapping.target.clients("cloudwatch")
+    assert alarmstate.evaluate(cloudwatch, quick)["state"] == "ALARM"
+    figures = mapping.runtime.stats()[FUNCTION]["lag"]
+    assert (figures["records"], figures["read_error"]) == (1, None)
     snap = snapshot(
         mapping.target.clients,
         mapping.target.stack,
@@ -148,8 +155,8 @@ def test_a_mapping_that_cannot_read_its_stream_after_a_reset_is_stalled(mapping:
 
         assert wait_for(lambda: check() == 1, LIMIT)
         assert refusals, "the poller's old iterator was not refused"
-        lag = mapping.runtime.stats()[FUNCTION]["lag"]
-        assert lag["records"] == 1 and lag["read_error"]
+        figures = mapping.runtime.stats()[FUNCTION]["lag"]
+        assert figures["records"] == 1 and figures["read_error"]
         assert mapping.keys() == ["before-reset"]
 
     # The real _refused again: the poller re-opens the table's new stream.
