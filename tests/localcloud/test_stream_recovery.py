@@ -9,7 +9,9 @@ one whose sequence numbers start again where the old one's did.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -47,14 +49,27 @@ class FakeClock:
         return self.now
 
 
+@contextlib.contextmanager
+def iterators(**install: Any) -> Iterator[None]:
+    """moto's iterators as the test needs them (expiring with ``install``'s arguments, or
+    moto's own with None), whatever an earlier test in this process installed."""
+    was_installed = motoiterators.installed()
+    motoiterators.uninstall()
+    if install.get("clock") is not None:
+        motoiterators.install(**install)
+    try:
+        yield
+    finally:
+        motoiterators.uninstall()
+        if was_installed:
+            motoiterators.install()
+
+
 @pytest.fixture
 def clock() -> Iterator[FakeClock]:
     clock = FakeClock()
-    motoiterators.install(clock=clock)
-    try:
+    with iterators(clock=clock):
         yield clock
-    finally:
-        motoiterators.uninstall()
 
 
 def _provision(cloud: Cloud):
@@ -91,17 +106,15 @@ def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> int:
     )
 
 
-@pytest.mark.parametrize("iterators", ["moto's own (500 KeyError)", "expiring (400 Expired)"])
+@pytest.mark.parametrize("kind", ["moto's own (500 KeyError)", "expiring (400 Expired)"])
 def test_after_a_reset_the_poller_reads_the_new_stream_from_its_start(
-    cloud: Cloud, caplog: pytest.LogCaptureFixture, iterators: str
+    cloud: Cloud, caplog: pytest.LogCaptureFixture, kind: str
 ):
     """``python -m localcloud reset`` while the runtime runs: the next order's record
     reaches the function, with one warning and no traceback (the new stream's
     sequence numbers restart, so resuming after the old checkpoint would skip it)."""
     caplog.set_level(logging.INFO, logger="localcloud")
-    if iterators.startswith("expiring"):
-        motoiterators.install()
-    try:
+    with iterators(clock=time.monotonic if kind.startswith("expiring") else None):
         stack, outputs = _provision(cloud)
         seen: list[dict[str, Any]] = []
         _run(cloud, stack, outputs, seen)
@@ -116,8 +129,6 @@ def test_after_a_reset_the_poller_reads_the_new_stream_from_its_start(
         _put(cloud, "after")
 
         assert wait_for(lambda: _keys(seen) == ["before", "after"], LIMIT)
-    finally:
-        motoiterators.uninstall()
     after = seen[1]
     assert after["eventSourceARN"] == new_outputs.tables["orders"]["stream_arn"]
     assert after["eventSourceARN"] != outputs.tables["orders"]["stream_arn"]
