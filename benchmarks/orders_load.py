@@ -177,6 +177,8 @@ def run_level(
         "seconds": round(seconds, 2),
         "orders_per_s": round(orders / seconds, 2),
         "latency_ms": {kind: percentiles(api.latencies[kind]) for kind in LATENCY_KINDS},
+        "app_calls": len(app_calls),
+        "poller_calls": len(poller_calls),
         "calls_per_order": round(len(app_calls) / orders, 2),
         "poller_calls_per_order": round(len(poller_calls) / orders, 2),
         "empty_polls_per_order": round(empty_polls / orders, 2),
