@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import statistics
 import sys
 import threading
@@ -45,6 +46,7 @@ from benchmarks.call_log import SETUP, CallLog, Replay, count
 from benchmarks.calls import offline_env
 from benchmarks.order_calls import caller
 from benchmarks.order_effects import CHECK_SECONDS, SETTLE_SECONDS, Effects, StuckError
+from benchmarks.throughput import process_cpu
 from chalicelib.aws import Clients, local_defaults
 from chalicelib.config import Settings
 from chalicelib.services import Services
@@ -155,12 +157,15 @@ def run_level(
     with api.lock:
         api.latencies.clear()
     log.tag = clients
+    cpu_before = process_cpu(bench.cloud.moto_pid)
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         runs = [pool.submit(bench.client, clients, n, per_client) for n in range(clients)]
         placed = [p for run in runs for p in run.result()]
     bench.effects.settle(dict(placed))
     seconds = time.perf_counter() - started
+    cpu_after = process_cpu(bench.cloud.moto_pid)
+    moto_cpu, app_cpu = (cpu_after[n] - cpu_before[n] for n in range(2))
     empty_polls = log.empty_polls[clients]
     # Stray redeliveries (none expected) must not be charged to the next level.
     if not bench.cloud.runtime.wait_until_idle(SETTLE_SECONDS):
@@ -177,6 +182,12 @@ def run_level(
         "seconds": round(seconds, 2),
         "orders_per_s": round(orders / seconds, 2),
         "latency_ms": {kind: percentiles(api.latencies[kind]) for kind in LATENCY_KINDS},
+        # Where the time went: the share of the level's wall clock that moto's process
+        # and this one (API, pollers, handlers and the bench's own clients) spent on a CPU.
+        "moto_busy": round(moto_cpu / seconds, 2),
+        "app_busy": round(app_cpu / seconds, 2),
+        # The machine's other work, which the two processes share the cores with.
+        "load_average": round(os.getloadavg()[0], 1),
         "app_calls": len(app_calls),
         "poller_calls": len(poller_calls),
         "calls_per_order": round(len(app_calls) / orders, 2),

@@ -80,6 +80,8 @@ def section(load: dict[str, Any] | None, out_dir: Path) -> list[str]:
                 " / ".join(f"{patch[p]:.0f}" for p in PERCENTILES),
                 lv["calls_per_order"],
                 lv["poller_calls_per_order"],
+                f"{lv['moto_busy']:.0%} / {lv['app_busy']:.0%}",
+                lv["load_average"],
             ]
         )
     by_function = [
@@ -101,7 +103,12 @@ def section(load: dict[str, Any] | None, out_dir: Path) -> list[str]:
         "is the same level's AWS calls (the API's and the handlers', plus the pollers' receives, "
         "deletes and stream reads that moved events) sent again, in order, from one client "
         "thread to a second moto process holding the same state, right after the level: "
-        "above 1, the pipeline's concurrency overlaps round trips that one client makes in turn.",
+        "above 1, the pipeline's concurrency overlaps round trips that one client makes in turn. "
+        "*CPU busy* is the CPU time of moto's process and of the other (API, pollers, "
+        "handlers, and the bench's clients) over the level's wall clock (100% is one core), "
+        "beside the machine's one-minute load average at the level's end: neither process "
+        "near a core of its own while the load is above the cores means the level waited "
+        "for the machine's other work.",
         "",
         _table(
             [
@@ -115,6 +122,8 @@ def section(load: dict[str, Any] | None, out_dir: Path) -> list[str]:
                 "PATCH ms",
                 "calls per order",
                 "poller calls per order",
+                "CPU busy: moto / app",
+                "load average",
             ],
             rows,
         ),
