@@ -61,7 +61,9 @@ def state(alarm: Alarm, values: list[float]) -> str:
 
 def evaluate(cloudwatch: Any, alarm: Alarm, now: datetime | None = None) -> dict[str, Any]:
     """The alarm's state now, with the values it was judged on (newest first)."""
-    end = now or datetime.now(UTC)
+    # GetMetricData leaves out its end time, cut to the second: a second ahead keeps
+    # a datapoint published within the current second.
+    end = (now or datetime.now(UTC)).replace(microsecond=0) + timedelta(seconds=1)
     start = end - timedelta(seconds=alarm.period * alarm.evaluation_periods)
     result = cloudwatch.get_metric_data(
         MetricDataQueries=[metric_query(alarm)],
