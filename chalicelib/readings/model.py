@@ -64,7 +64,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise _problem("timestamp", "must be epoch seconds or an ISO 8601 date-time")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        raise _problem("timestamp", "is outside the years 1970 to 9999 in UTC") from None
     if parsed.year < 1970:
         raise _problem("timestamp", "must not be before 1970-01-01")
     return parsed

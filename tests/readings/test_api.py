@@ -120,6 +120,7 @@ def test_unknown_query_parameters_are_400(api, path):
         ("/readings/lab-01?limit=1001", "limit"),
         ("/readings/lab-01?limit=ten", "limit"),
         ("/readings/lab-01?from=yesterday", "from"),
+        ("/readings/lab-01?to=9999-12-31T23:59:59-01:00", "to"),
         ("/readings/lab-01?from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z", "from"),
         ("/readings", "date"),
         ("/readings?date=2024-13-01", "date"),

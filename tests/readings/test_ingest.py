@@ -257,3 +257,10 @@ def test_an_object_over_the_stages_upload_maximum_fails_before_a_row_is_read(ser
     )
     assert stored(services) == []
     assert receive(services.clients.sqs, outputs.queues["ingest"]["url"]) == []
+
+
+def test_a_timestamp_past_the_calendar_in_utc_rejects_its_row_not_the_file(services, outputs):
+    rows = "9999-12-31T23:59:59-01:00,Lab,wired,a,1,b,2\n1700000000,Lab,wired,a,1,b,2\n"
+    job = ingest_bytes(services, outputs, HEADER.encode() + rows.encode())
+    assert job["state"] == "COMPLETED_WITH_REJECTS"
+    assert (job["rows_accepted"], job["rows_rejected"], job["rows_written"]) == (1, 1, 1)

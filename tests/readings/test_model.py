@@ -51,6 +51,9 @@ def test_iso_8601_is_accepted_and_normalised_to_utc(text):
         ("timestamp", "-1", "epoch seconds must be between 0 and 253402300799"),
         ("timestamp", "NaN", "must be a finite number of epoch seconds"),
         ("timestamp", "1960-01-01T00:00:00Z", "must not be before 1970-01-01"),
+        # Past the calendar once in UTC: an OverflowError (a 500, a crashed ingest) before.
+        ("timestamp", "9999-12-31T23:59:59-01:00", "is outside the years 1970 to 9999"),
+        ("timestamp", "0001-01-01T00:00:00+01:00", "is outside the years 1970 to 9999"),
         ("timestamp", "", "is empty"),
         ("location", "", "is empty"),
         ("location", "   ", "is empty"),
