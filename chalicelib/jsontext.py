@@ -72,5 +72,9 @@ def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise JsonTextError(
             f"is not valid JSON (at line {error.lineno}, column {error.colno})"
         ) from None
+    except JsonTextError:
+        raise
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise JsonTextError("holds a number with too many digits") from None
     except RecursionError:  # depth() counts as the parser does; kept as a last guard
         raise JsonTextError(f"nests arrays or objects deeper than {max_depth} levels") from None

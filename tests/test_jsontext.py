@@ -46,6 +46,19 @@ def test_loads_never_raises_anything_but_our_error(text):
         pytest.fail("RecursionError escaped")
 
 
+def test_a_number_too_long_to_convert_is_our_error_not_a_500(api):
+    with pytest.raises(JsonTextError, match="too many digits"):
+        loads('{"a": ' + "1" * 5000 + "}")
+    with pytest.raises(JsonTextError, match="not a number JSON allows"):
+        loads("[NaN]")
+    response = api.http.post(
+        "/orders", body=b'{"a": ' + b"1" * 5000 + b"}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and json.loads(response.body)["details"][0]["field"] == (
+        "body"
+    )
+
+
 def test_nesting_past_the_bound_is_refused_before_parsing():
     loads("[" * MAX_DEPTH + "]" * MAX_DEPTH)
     with pytest.raises(JsonTextError, match="deeper than"):
