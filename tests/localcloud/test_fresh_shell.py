@@ -1,4 +1,4 @@
-"""The README's commands, run as written from a fresh shell next to ``python -m localcloud up --no-api``.
+"""The README's commands, run as written in a fresh shell next to ``localcloud up --no-api``.
 
 One local cloud serves the module: ``python -m localcloud up --no-api`` in a
 subprocess, demo on, its AWS port 0 (read back from what it prints). Every
