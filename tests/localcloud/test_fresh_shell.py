@@ -89,7 +89,9 @@ class Cloud:
 def cloud(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     log = tmp_path_factory.mktemp("up") / "localcloud.out"
-    env = fresh_environment(home, EVENTFLOW_AWS_PORT="0", EVENTFLOW_DEMO="1")
+    env = fresh_environment(
+        home, EVENTFLOW_AWS_PORT="0", EVENTFLOW_CONSOLE_PORT="0", EVENTFLOW_DEMO="1"
+    )
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "localcloud", "up", "--no-api"],
