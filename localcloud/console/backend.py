@@ -224,7 +224,8 @@ class Backend:
     def peek(self, name: str) -> dict[str, Any]:
         dlq = self._dead_letters(name)
         sqs = self.target.clients.sqs
-        messages = peek(sqs, queue_url(sqs, dlq), DEFAULT_PEEK)
+        carries = self.target.stack.carries(dlq)
+        messages = peek(sqs, queue_url(sqs, dlq), DEFAULT_PEEK, carries=carries)
         return {"dlq": dlq, "messages": [m.to_dict() for m in messages]}
 
     # -- actions ----------------------------------------------------------------
