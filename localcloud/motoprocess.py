@@ -21,11 +21,15 @@ atomicity checks, the outbox's in-process reader.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from localcloud.motopatch import Patch, applied
 
 READY = "moto-ready"
 START_LIMIT_SECONDS = 30.0
@@ -101,18 +105,27 @@ class MotoProcess:
                 process.stdout.close()
 
 
-def prepare() -> None:
-    """What every local moto server gets, in this process or in its own: requests made
-    atomic, transactions that change nothing when cancelled, the speed-ups, the
-    outbox's notes on each email, and quiet request logs."""
+def patches() -> tuple[Patch, ...]:
+    """Every change the local cloud makes to moto, in the order it makes them."""
     from localcloud import motolocks, motospeed, mototransactions, outbox
 
+    return (*motolocks.PATCHES, *mototransactions.PATCHES, *motospeed.PATCHES, *outbox.PATCHES)
+
+
+def prepare() -> Callable[[], None]:
+    """What every local moto server gets, in this process or in its own: requests made
+    atomic, transactions that change nothing when cancelled, the speed-ups, the
+    outbox's notes on each email, and quiet request logs.
+
+    Returns what undoes it: the local cloud in a test process calls it when it
+    stops, so that later tests see moto as they expect; moto's own process
+    just exits.
+    """
     # werkzeug logs every request at INFO; the pollers make several a second.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    motolocks.install()
-    mototransactions.install()
-    motospeed.install()
-    outbox.install()
+    stack = contextlib.ExitStack()
+    stack.enter_context(applied(*patches()))
+    return stack.close
 
 
 def serve(host: str, port: int) -> int:
