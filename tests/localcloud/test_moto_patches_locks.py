@@ -93,9 +93,9 @@ def test_streams_a_reader_never_sees_a_transaction_that_was_undone(
     ddb.put_item(TableName=name, Item={"pk": {"S": "counter"}})  # no "n" to add to
     arn = ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST"
-    )["ShardIterator"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")[
+        "ShardIterator"
+    ]
     # Held after its first write; the second is refused and the first undone.
     hold = Hold(monkeypatch, mototransactions, "_write", after=True)
 
@@ -227,9 +227,7 @@ def test_s3_two_puts_of_one_key_keep_both_versions(endpoint, monkeypatch, with_l
 
 
 @WITH_AND_WITHOUT
-def test_sns_two_subscribes_of_one_endpoint_make_one_subscription(
-    endpoint, monkeypatch, with_lock
-):
+def test_sns_two_subscribes_of_one_endpoint_make_one_subscription(endpoint, monkeypatch, with_lock):
     """SNS: subscribing an endpoint that is subscribed already returns the existing
     subscription, so each message reaches the queue once."""
     sqs, sns = client(endpoint, "sqs"), client(endpoint, "sns")
