@@ -137,14 +137,14 @@ def race(
     assert hold.reached.wait(LIMIT_SECONDS), "the first request never reached the hold"
     two.thread.start()
     waited = False
-    deadline = threading.Event()
+    pause = threading.Event()  # never set: a sleep that is not a timing assumption
     for _ in range(int(LIMIT_SECONDS / 0.01)):
         if not two.thread.is_alive():
             break
         if waiting_for(lock):
             waited = True
             break
-        deadline.wait(0.01)
+        pause.wait(0.01)
     else:
         raise AssertionError("the second request neither finished nor waited for the lock")
     hold.release()
