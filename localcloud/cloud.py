@@ -236,12 +236,14 @@ class LocalCloud:
         if self._moto is not None:
             self._stop_moto(self._moto)
             self._moto = None
-        if self._unprepare is not None:
-            # moto is patched per process: later clouds and tests get it as it was.
-            self._unprepare()
-            self._unprepare = None
-        self._env.restore()
-        _forget_cached_services()
+        unprepare, self._unprepare = self._unprepare, None
+        try:
+            if unprepare is not None:
+                # moto is patched per process: later clouds and tests get it as it was.
+                unprepare()
+        finally:
+            self._env.restore()
+            _forget_cached_services()
 
     @staticmethod
     def _stop_moto(moto: ThreadedMotoServer | MotoProcess) -> None:
