@@ -8,7 +8,8 @@ way round. In a child process, moto serves requests while the handlers
 prepare the next ones. ``make run`` and ``make bench`` run moto this way.
 
 The child installs what the in-process server installs (:mod:`motolocks`,
-:mod:`mototransactions`, :mod:`motospeed`, the :mod:`outbox` at ``/_aws/ses``),
+:mod:`mototransactions`, :mod:`motoiterators`, :mod:`motospeed`, the
+:mod:`outbox` at ``/_aws/ses``),
 binds (port 0 picks a free port, read back from the line it prints), and serves until its standard
 input closes: the parent holds the other end, so the child also ends when
 the parent dies, however it dies.
@@ -21,7 +22,6 @@ atomicity checks, the outbox's in-process reader.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import subprocess
 import sys
@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from localcloud.motopatch import Patch, applied
+from localcloud.motopatch import Patch
 
 READY = "moto-ready"
 START_LIMIT_SECONDS = 30.0
@@ -107,9 +107,15 @@ class MotoProcess:
 
 def patches() -> tuple[Patch, ...]:
     """Every change the local cloud makes to moto, in the order it makes them."""
-    from localcloud import motolocks, motospeed, mototransactions, outbox
+    from localcloud import motoiterators, motolocks, motospeed, mototransactions, outbox
 
-    return (*motolocks.PATCHES, *mototransactions.PATCHES, *motospeed.PATCHES, *outbox.PATCHES)
+    return (
+        *motolocks.PATCHES,
+        *mototransactions.PATCHES,
+        *motoiterators.PATCHES,
+        *motospeed.PATCHES,
+        *outbox.PATCHES,
+    )
 
 
 def prepare() -> Callable[[], None]:
@@ -123,9 +129,22 @@ def prepare() -> Callable[[], None]:
     """
     # werkzeug logs every request at INFO; the pollers make several a second.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    stack = contextlib.ExitStack()
-    stack.enter_context(applied(*patches()))
-    return stack.close
+    # Installed one by one, not through a context manager: moto's own process drops
+    # what this returns, and a collected context manager would undo everything.
+    done: list[Patch] = []
+    try:
+        for patch in patches():
+            patch.install()
+            done.append(patch)
+    except BaseException:
+        _uninstall(done)
+        raise
+    return lambda: _uninstall(done)
+
+
+def _uninstall(done: list[Patch]) -> None:
+    while done:
+        done.pop().uninstall()
 
 
 def serve(host: str, port: int) -> int:

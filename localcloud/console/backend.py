@@ -121,6 +121,9 @@ class Backend:
         dlq_keys = {q.key: q.dlq_key for q in target.stack.queues}
         for row in snap["queues"]:
             row["dlq_key"] = dlq_keys.get(row["key"], row["key"])
+        sources = {s.function: s.source_key for s in target.stack.event_sources}
+        for item in snap["streams"]["items"]:
+            item["table"] = sources.get(item["function"])
         try:
             snap["durations"] = metrics.last_durations(target.clients("cloudwatch"), target.stack)
         except AWS_ERRORS as error:

@@ -48,6 +48,13 @@ SIGNATURES = {
     "moto.dynamodb.models.DynamoDBBackend.transact_write_items": (
         "(self, transact_items: list[dict[str, typing.Any]]) -> None"
     ),
+    "moto.dynamodbstreams.models.DynamoDBStreamsBackend.get_shard_iterator": (
+        "(self, arn: 'str', shard_id: 'str', shard_iterator_type: 'str', "
+        "sequence_number: 'str | None' = None) -> 'ShardIterator'"
+    ),
+    "moto.dynamodbstreams.models.DynamoDBStreamsBackend.get_records": (
+        "(self, iterator_arn: 'str', limit: 'int') -> 'dict[str, Any]'"
+    ),
     "moto.moto_server.werkzeug_app.DomainDispatcherApplication.get_backend_for_host": (
         "(self, host: str | None) -> Any"
     ),
@@ -132,7 +139,11 @@ def test_every_request_goes_through_each_replacement_of_its_path(endpoint, trace
         KeySchema=key,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
+    stream = ddb.describe_table(TableName="traced")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream)["StreamDescription"]["Shards"][0]
+    position = {"StreamArn": stream, "ShardId": shard["ShardId"], "ShardIteratorType": "LATEST"}
     item = {"pk": {"S": "a"}}
     cases: dict[str, Callable[[], Any]] = {
         "DynamoHandler.call_action": lambda: ddb.list_tables(),
@@ -141,6 +152,10 @@ def test_every_request_goes_through_each_replacement_of_its_path(endpoint, trace
             TransactItems=[{"Put": {"TableName": "traced", "Item": item}}]
         ),
         "DynamoDBStreamsHandler.call_action": lambda: streams.list_streams(),
+        "DynamoDBStreamsBackend.get_shard_iterator": lambda: streams.get_shard_iterator(**position),
+        "DynamoDBStreamsBackend.get_records": lambda: streams.get_records(
+            ShardIterator=streams.get_shard_iterator(**position)["ShardIterator"]
+        ),
         "SQSResponse.call_action": lambda: sqs.list_queues(),
         "Queue.add_message": lambda: sns.publish(TopicArn=topic, Message="via SNS"),
         "Queue.wait_for_messages": lambda: sqs.receive_message(

@@ -61,3 +61,19 @@ def test_a_target_that_is_gone_refuses_to_install_and_leaves_nothing_behind():
 def test_uninstalling_what_is_not_installed_is_an_error():
     with pytest.raises(PatchError, match="not installed"):
         _patch("own").uninstall()
+
+
+def test_prepare_keeps_moto_patched_when_what_undoes_it_is_dropped():
+    """moto's own process (``make run``) drops prepare()'s undo and serves for hours."""
+    import gc
+
+    from localcloud import motoprocess
+
+    motoprocess.prepare()  # dropped, as motoprocess.serve() drops it
+    gc.collect()
+    try:
+        assert all(patch.installed() for patch in motoprocess.patches())
+    finally:
+        for patch in reversed(motoprocess.patches()):
+            patch.uninstall()
+    assert not any(patch.installed() for patch in motoprocess.patches())
