@@ -27,11 +27,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from localcloud.motopatch import Patch, Target
+
 # AWS: "A shard iterator expires 15 minutes after it is returned to the requester."
 TTL_SECONDS = 15 * 60
 
 _install_lock = threading.Lock()
-_originals: dict[str, Any] = {}
 _clock: Callable[[], float] = time.monotonic
 _ttl: float | None = None
 
@@ -81,49 +82,59 @@ def _expired(iterator_arn: str) -> Exception:
     )
 
 
+def _registering(get_shard_iterator: Any) -> Any:
+    @functools.wraps(get_shard_iterator)
+    def patched_get_shard_iterator(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _iterators(self)
+        return get_shard_iterator(self, *args, **kwargs)
+
+    return patched_get_shard_iterator
+
+
+def _refusing_unknown(get_records: Any) -> Any:
+    @functools.wraps(get_records)
+    def patched_get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        iterators = _iterators(self)
+        iterators.forget_expired()
+        if iterator_arn not in iterators:
+            raise _expired(iterator_arn)
+        return get_records(self, iterator_arn, limit)
+
+    return patched_get_records
+
+
+_BACKEND = ("moto.dynamodbstreams.models", "DynamoDBStreamsBackend")
+ITERATORS = Patch(
+    "motoiterators: shard iterators expire after 15 minutes",
+    {
+        Target(*_BACKEND, "get_shard_iterator"): _registering,
+        Target(*_BACKEND, "get_records"): _refusing_unknown,
+    },
+)
+PATCHES = (ITERATORS,)
+
+
 def install(clock: Callable[[], float] = time.monotonic, ttl_seconds: float = TTL_SECONDS) -> None:
-    """Make moto's stream iterators expire (idempotent); ``clock`` is for tests."""
+    """Make moto's stream iterators expire (undo with :func:`uninstall`); ``clock`` is for
+    tests, and taken by the first install only."""
     global _clock, _ttl
     with _install_lock:
-        if _originals:
-            return
-        from moto.dynamodbstreams.models import DynamoDBStreamsBackend
-
-        _clock, _ttl = clock, ttl_seconds
-        get_shard_iterator = DynamoDBStreamsBackend.get_shard_iterator
-        get_records = DynamoDBStreamsBackend.get_records
-        _originals.update(get_shard_iterator=get_shard_iterator, get_records=get_records)
-
-        @functools.wraps(get_shard_iterator)
-        def patched_get_shard_iterator(self: Any, *args: Any, **kwargs: Any) -> Any:
-            _iterators(self)
-            return get_shard_iterator(self, *args, **kwargs)
-
-        @functools.wraps(get_records)
-        def patched_get_records(self: Any, iterator_arn: str, limit: int) -> Any:
-            iterators = _iterators(self)
-            iterators.forget_expired()
-            if iterator_arn not in iterators:
-                raise _expired(iterator_arn)
-            return get_records(self, iterator_arn, limit)
-
-        DynamoDBStreamsBackend.get_shard_iterator = patched_get_shard_iterator  # type: ignore[method-assign]
-        DynamoDBStreamsBackend.get_records = patched_get_records  # type: ignore[method-assign]
+        if not ITERATORS.installed():
+            _clock, _ttl = clock, ttl_seconds
+        ITERATORS.install()
 
 
 def uninstall() -> None:
-    """Give moto its own methods back; dicts already made expiring stop expiring."""
+    """Undo one :func:`install` (nothing if none is left); once the last is undone, moto
+    has its own methods back, and dicts already made expiring stop expiring."""
     global _clock, _ttl
     with _install_lock:
-        if not _originals:
+        if not ITERATORS.installed():
             return
-        from moto.dynamodbstreams.models import DynamoDBStreamsBackend
-
-        for name, original in _originals.items():
-            setattr(DynamoDBStreamsBackend, name, original)
-        _originals.clear()
-        _clock, _ttl = time.monotonic, None
+        ITERATORS.uninstall()
+        if not ITERATORS.installed():
+            _clock, _ttl = time.monotonic, None
 
 
 def installed() -> bool:
-    return bool(_originals)
+    return ITERATORS.installed()

@@ -16,6 +16,8 @@ from chalicelib.services import Services
 from infra.declaration import declare
 from infra.provision import Provisioner
 from infra.stageconfig import StageConfig
+from localcloud import motolocks
+from localcloud.motopatch import applied
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "eventflow")
 
@@ -75,6 +77,14 @@ def aws_env(monkeypatch):
     # local cloud's address (ops.target, tested in a fresh shell by
     # tests/localcloud/test_fresh_shell.py).
     monkeypatch.setattr("ops.target.stage_clients", lambda stage: Clients())
+
+
+@pytest.fixture
+def moto_locks():
+    """moto's requests serialized as in the local cloud (``localcloud.motolocks``), for
+    one test: undone after it, so no later test depends on this one having run."""
+    with applied(*motolocks.PATCHES):
+        yield
 
 
 @pytest.fixture

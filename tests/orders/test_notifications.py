@@ -20,6 +20,7 @@ from chalicelib.orders.claims import ClaimHeld, Settled
 from chalicelib.orders.events import OrderEvent, parse_event
 from chalicelib.orders.states import TRANSITIONS, Actor, Status
 from localcloud import outbox
+from localcloud.motopatch import applied
 from tests.conftest import InstantClock
 from tests.orders.flow import OrderFlow
 from tests.orders.helpers import place, seed_products
@@ -52,8 +53,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def mail(services):
-    outbox.install()
-    return lambda email=None: outbox.messages(email)
+    with applied(outbox.SEND_EMAIL):
+        yield lambda email=None: outbox.messages(email)
 
 
 @pytest.fixture
