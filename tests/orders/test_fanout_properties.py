@@ -44,6 +44,7 @@ from infra.declaration import declare
 from infra.provision import Provisioner
 from infra.stageconfig import StageConfig
 from localcloud import outbox
+from localcloud.motopatch import applied
 from localcloud.runtime.sqs import lambda_record
 from tests.conftest import InstantClock
 from tests.orders.flow import OrderFlow
@@ -238,8 +239,7 @@ def expected_days(events: dict[str, dict]) -> dict[str, dict]:
 def test_interleaved_and_stale_deliveries_move_stock_mail_each_event_once_and_count_each_day(
     stock, plan
 ):
-    outbox.install()
-    with mock_aws():
+    with applied(outbox.SEND_EMAIL), mock_aws():
         world = World(stock)
         for step_ in plan:
             getattr(world, step_[0])(*step_[1:])

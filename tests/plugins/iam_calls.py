@@ -10,15 +10,19 @@ action and the resource.
 How a call is recorded: every botocore client gets a ``before-parameter-build``
 hook. That event fires for real calls and for presigned URLs alike (a
 presigned PutObject is authorized with the signer's role, so it must be in the
-policy too); ``before-call`` would miss presigning.
+policy too); ``before-call`` would miss presigning. A presigned POST is the
+exception: botocore builds its parameters as a ``CreateBucket`` without the
+key, so each S3 client's ``generate_presigned_post`` is wrapped to record the
+``s3:PutObject`` on the key it signs for, and the ``CreateBucket`` is ignored.
 
 How a call is attributed to a function: the call stack is searched for a frame
 of an event handler (``write_readings``...) in ``app.py`` or in
 a module of :data:`HANDLER_MODULES`, which names that function; failing that, any
 other ``app.py`` frame is a route, served by ``api_handler``. Stacks do not
 cross threads, and s3transfer uploads in worker threads, so the handlers in
-:data:`HANDLER_MODULES` are also wrapped to note, process-wide, which one is
-running; a call from another thread is attributed to it.
+:data:`HANDLER_MODULES` are also wrapped to note which one is running: in a
+context variable, which s3transfer's workers inherit, and process-wide, for
+any other thread (a call from it is attributed to the last one started).
 Tests that drive ``chalicelib`` directly can say whom they stand for with
 ``recorder.acting_as("write_readings")``. Unattributed calls are not checked.
 """
@@ -71,6 +75,16 @@ DEFAULT_ACCOUNT = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 
 _acting_as: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "iam_acting_as", default=None
+)
+# Set while a presigned POST is built: its inner "CreateBucket" is not a call.
+_presigning_post: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "iam_presigning_post", default=False
+)
+# The wrapped handler whose call this context descends from. s3transfer runs its
+# workers in a copy of the submitting thread's context, so an upload's calls
+# carry the handler that started them even while other handlers run meanwhile.
+_handler_running: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "iam_handler_running", default=None
 )
 
 # API operations whose IAM action has another name.
@@ -140,9 +154,11 @@ class Recorder:
         return {call for call in self.calls if call.function == function}
 
     def record(self, params: dict[str, Any], model: Any, region: str) -> None:
+        if _presigning_post.get():
+            return
         if _acting_as.get() is None and _platform_on_stack():
             return
-        function = _acting_as.get() or _function_on_stack()
+        function = _acting_as.get() or _function_on_stack() or _handler_running.get()
         if (
             function is None
             and self.running
@@ -172,6 +188,8 @@ class Recorder:
                 "before-parameter-build",
                 functools.partial(_on_build, recorder=self, region=client.meta.region_name),
             )
+            if client.meta.service_model.service_name == "s3":
+                _record_presigned_posts(client, self)
             return client
 
         botocore.session.Session.create_client = create_client
@@ -190,9 +208,11 @@ class Recorder:
                 @functools.wraps(original)
                 def wrapper(*args, _original=original, _name=name, **kwargs):
                     self.running.append(_name)
+                    token = _handler_running.set(_name)
                     try:
                         return _original(*args, **kwargs)
                     finally:
+                        _handler_running.reset(token)
                         self.running.pop()
 
                 setattr(module, name, wrapper)
@@ -227,6 +247,23 @@ RECORDER = Recorder()
 
 def _on_build(params: dict[str, Any], model: Any, recorder: Recorder, region: str, **_: Any):
     recorder.record(params, model, region)
+
+
+def _record_presigned_posts(client: Any, recorder: Recorder) -> None:
+    """Record a presigned POST as the ``s3:PutObject`` on the key it lets its holder write."""
+    original = client.generate_presigned_post
+
+    @functools.wraps(original)
+    def generate_presigned_post(Bucket, Key, *args, **kwargs):
+        put = client.meta.service_model.operation_model("PutObject")
+        recorder.record({"Bucket": Bucket, "Key": Key}, put, client.meta.region_name)
+        token = _presigning_post.set(True)
+        try:
+            return original(Bucket, Key, *args, **kwargs)
+        finally:
+            _presigning_post.reset(token)
+
+    client.generate_presigned_post = generate_presigned_post
 
 
 def _platform_on_stack() -> bool:
