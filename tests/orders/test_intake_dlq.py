@@ -169,9 +169,11 @@ def consumer_running(services, queues, monkeypatch):
     the local cloud's poller does while an operator redrives under ``make run``."""
     queue, _ = queues
     create = Clients._create
+    deliveries: list[str] = []
 
     def deliver_after_send(**_):
         consume(services, queue)  # the redrive sends only to the intake queue
+        deliveries.append("after SendMessageBatch")
 
     def creating(self, service):
         client = create(self, service)
@@ -180,6 +182,7 @@ def consumer_running(services, queues, monkeypatch):
         return client
 
     monkeypatch.setattr(Clients, "_create", creating)
+    return deliveries
 
 
 def test_ops_redrive_moves_what_the_dlq_held_once_and_the_order_is_created_once(
@@ -202,6 +205,7 @@ def test_ops_redrive_moves_what_the_dlq_held_once_and_the_order_is_created_once(
     code, out = run_cli("dlq", "redrive", "order-intake")
     assert code == 0, out
     assert "moved 2 message(s)" in out, out
+    assert consumer_running, "the consumer never ran while the redrive sent"
     consume(services, queue)
     [order] = customer_orders(services)
     assert (order["total"], order["status"]) == ("25.00", "PENDING")
