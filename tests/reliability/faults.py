@@ -358,6 +358,11 @@ class FaultInjector:
         self._crash = None
 
     @property
+    def armed(self) -> bool:
+        """Whether calls are being counted for a crash (position 0: counted only)."""
+        return self._crash is not None and not self.dead
+
+    @property
     def crashed(self) -> bool:
         return self.dead
 
