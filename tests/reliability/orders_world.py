@@ -55,6 +55,7 @@ ORDER_QUEUES = ("order-intake", "inventory", "notifications", "analytics")
 FANOUT = ("inventory", "notifications", "analytics")
 # The consumers that write orders, so that the stream has new records after them.
 WRITERS = ("order-intake", "inventory")
+READINGS = ("readings", "ingests", "ingest", "s3-events")
 # Lambda's MaximumRetryAttempts for the stream (infra/declaration.py): past it a
 # batch is discarded, so a scenario that needs more retries has lost events.
 STREAM_RETRIES = 5
@@ -322,8 +323,16 @@ def build_orders_world(stage: str, injector, clock: SteppingClock, app: Any) -> 
     """Provision the stage with its topics, subscriptions and SES sender on the active mock."""
     config = StageConfig.load(stage)
     declared = declare(config)
-    # Alarms and dashboards play no part; the readings' bucket none either.
-    stack = replace(declared, alarms=(), dashboards=(), buckets=())
+    # Alarms, dashboards and the readings' resources play no part.
+    stack = replace(
+        declared,
+        alarms=(),
+        dashboards=(),
+        buckets=(),
+        tables=tuple(t for t in declared.tables if t.key not in READINGS),
+        queues=tuple(q for q in declared.queues if q.key not in READINGS),
+        topics=tuple(t for t in declared.topics if t.key == "order-events"),
+    )
     admin = Clients(shared_session())
     outputs = Provisioner(admin).apply(stack)
     world = OrdersWorld(config, stack, outputs, admin, injector, clock, app)
