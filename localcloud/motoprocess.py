@@ -8,7 +8,8 @@ way round. In a child process, moto serves requests while the handlers
 prepare the next ones. ``make run`` and ``make bench`` run moto this way.
 
 The child installs what the in-process server installs (:mod:`motolocks`,
-:mod:`mototransactions`, :mod:`motospeed`, the :mod:`outbox` at ``/_aws/ses``),
+:mod:`mototransactions`, :mod:`motoiterators`, :mod:`motospeed`, the
+:mod:`outbox` at ``/_aws/ses``),
 binds (port 0 picks a free port, read back from the line it prints), and serves until its standard
 input closes: the parent holds the other end, so the child also ends when
 the parent dies, however it dies.
@@ -103,14 +104,16 @@ class MotoProcess:
 
 def prepare() -> None:
     """What every local moto server gets, in this process or in its own: requests made
-    atomic, transactions that change nothing when cancelled, the speed-ups, the
-    outbox's notes on each email, and quiet request logs."""
-    from localcloud import motolocks, motospeed, mototransactions, outbox
+    atomic, transactions that change nothing when cancelled, stream iterators that
+    expire as AWS's do, the speed-ups, the outbox's notes on each email, and quiet
+    request logs."""
+    from localcloud import motoiterators, motolocks, motospeed, mototransactions, outbox
 
     # werkzeug logs every request at INFO; the pollers make several a second.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     motolocks.install()
     mototransactions.install()
+    motoiterators.install()
     motospeed.install()
     outbox.install()
 

@@ -69,7 +69,7 @@ def run_replay(args: argparse.Namespace, target: Target, console: Console) -> in
     if args.follow and job["state"] not in FINAL_STATES:
         services = Services(target.stage_config.settings(), clients=target.clients)
         try:
-            job = follow_job(services.jobs, args.ingest_id, console, timeout=args.timeout) or job
+            job = follow_job(services.jobs, [args.ingest_id], console, timeout=args.timeout) or job
         except JobTimeout as error:
             console.print(f"[red]error:[/] {error}")
             return 1

@@ -70,6 +70,11 @@ def aws_env(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("EVENTFLOW_STAGE", "local")
+    # mock_aws answers only at AWS's own endpoints, so in-process ops commands
+    # keep boto3's resolution rather than the local stage's fallback to the
+    # local cloud's address (ops.target, tested in a fresh shell by
+    # tests/localcloud/test_fresh_shell.py).
+    monkeypatch.setattr("ops.target.stage_clients", lambda stage: Clients())
 
 
 @pytest.fixture
