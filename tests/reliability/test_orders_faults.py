@@ -103,7 +103,9 @@ def _emf_metrics(out: str) -> set[str]:
 
 
 @pytest.mark.parametrize("target", ["notifications-claim", "notifications-mark"])
-def test_a_claim_or_mark_whose_response_was_lost_is_the_delivery_s_own(worlds, capsys, target):
+def test_a_claim_or_mark_whose_response_was_lost_is_the_delivery_s_own(
+    worlds, capsys, caplog, target
+):
     """The retry of a lost claim finds SENDING with its own token: it holds the claim
     (not "held by another delivery", which would wait out its own lease and could
     spend the message's receives). The retry of a lost mark finds SENT with its own
@@ -113,6 +115,7 @@ def test_a_claim_or_mark_whose_response_was_lost_is_the_delivery_s_own(worlds, c
         scenario = Scenario(world, "lost")
         order_id = scenario.place(**{scenario.product(3): 1})
         capsys.readouterr()
+        caplog.clear()
         scenario.check()  # one mail per event, every DLQ empty
         out = capsys.readouterr().out
         assert first_only.injected == 1
@@ -124,4 +127,6 @@ def test_a_claim_or_mark_whose_response_was_lost_is_the_delivery_s_own(worlds, c
         metrics = _emf_metrics(out)
         assert "NotificationsSent" in metrics  # the capture sees the consumer's metrics
         assert not metrics & {"NotificationsLeaseLost", "NotificationsBusy"}, metrics
-        assert "may go twice" not in out
+        logged = " ".join(caplog.messages)
+        assert "notification handled" in logged  # the capture sees its logs too
+        assert "may go twice" not in logged
