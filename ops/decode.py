@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib import jsontext
 from chalicelib.errors import EventflowError
 from chalicelib.orders.events import EventFormatError, parse_event
 from chalicelib.orders.handlers import REJECTION_ATTRIBUTES
@@ -68,9 +69,11 @@ def _unknown(what: str, problem: str) -> Summary:
 
 def _json_object(body: str) -> dict[str, Any]:
     try:
-        data = json.loads(body)
-    except ValueError as error:
-        raise ValueError(f"the body is not JSON ({error})") from None
+        # Bounded like the handlers' own parsing: a poison message nested
+        # thousands deep is shown as such, not a RecursionError of the CLI.
+        data = jsontext.loads(body)
+    except jsontext.JsonTextError as error:
+        raise ValueError(f"the body is not JSON we read (it {error.problem})") from None
     if not isinstance(data, dict):
         raise ValueError("the body is not a JSON object")
     return data

@@ -81,5 +81,6 @@ def run_replay(args: argparse.Namespace, target: Target, console: Console) -> in
             console.print("the writer finishes the job from the ingest queue (--follow waits)")
         if job.get("last_error") and job["state"] not in DONE_STATES:
             # Reopening cleared it, so this is an attempt since the replay: context, not a verdict.
-            console.print(f"last recorded error: {job['last_error']}")
+            error = job["last_error"]
+            console.print(f"last recorded error: {error['code']}: {error['message']}")
     return 1 if job["state"] == FAILED else 0

@@ -203,6 +203,15 @@ def test_a_body_that_is_not_what_the_queue_carries_says_so(outputs, clients, que
     assert message["summary"]["problem"].startswith(expected), message["summary"]
 
 
+def test_an_intake_message_nested_thousands_deep_is_shown_as_unreadable():
+    from ops.decode import summarize
+
+    body = '{"type": "order_created", "data": ' + "[" * 5000 + "]" * 5000 + "}"
+    summary = summarize(body, MessageKind.ORDER_INTAKE)
+    assert summary["kind"] == "unknown"
+    assert "deeper than 32 levels" in summary["problem"]
+
+
 def test_an_ingest_the_s3_trigger_gave_up_on_is_decoded_as_lambdas_record(clients):
     stack = declare(StageConfig.load("dev"))
     outputs = Provisioner(clients).apply(stack)

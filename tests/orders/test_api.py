@@ -74,6 +74,13 @@ def test_product_errors(api):
     assert_error(call(api, "put", "/products/w", b"{not json"), 400, "bad_request", "body")
 
 
+@pytest.mark.parametrize("price", ["1e3", "1_000", "+5", "\u0665", "  5", "5\n", "0x10"])
+def test_a_price_string_that_is_not_plain_ascii_digits_is_refused_naming_the_field(api, price):
+    body = {"name": "W", "price": price, "stock": 1}
+    assert_error(call(api, "put", "/products/w", body), 422, "validation_failed", "price")
+    assert_error(call(api, "get", "/products/w"), 404, "not_found")
+
+
 # -- placing orders ----------------------------------------------------------------------
 
 
@@ -234,6 +241,38 @@ def test_patch_errors(shop):
     assert_error(patch(shop, order["order_id"], "LOST"), 422, "validation_failed", "status")
     result = call(
         shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": "v1"}
+    )
+    assert_error(result, 400, "bad_request", "If-Match")
+
+
+def test_get_and_patch_send_the_version_as_an_etag_that_if_match_takes_back(shop):
+    order = place(shop)
+    status, _, headers = call(shop, "get", f"/orders/{order['order_id']}")
+    assert status == 200 and headers["ETag"] == '"1"'
+    status, moved, headers = call(
+        shop,
+        "patch",
+        f"/orders/{order['order_id']}",
+        {"status": "CANCELLED"},
+        {"If-Match": headers["ETag"]},
+    )
+    assert status == 200 and moved["version"] == 2 and headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize("form", ["1", '"1"', 'W/"1"', ' "1"\t'])
+def test_if_match_takes_each_documented_form(shop, form):
+    order = place(shop)
+    status, moved, _ = call(
+        shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": form}
+    )
+    assert status == 200 and moved["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("form", ['"1', '1"', "W/1", "*", '"1", "2"', 'W/ "1"', "\u0661", ""])
+def test_if_match_refuses_every_other_form(shop, form):
+    order = place(shop)
+    result = call(
+        shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": form}
     )
     assert_error(result, 400, "bad_request", "If-Match")
 
