@@ -231,6 +231,8 @@ class StreamPoller(Poller):
         ``TRIM_HORIZON`` of the new one.
         """
         try:
+            if previous is None:
+                self._adopt_current_stream()
             fresh_stream = previous is not None and self._follow_new_stream()
             if fresh_stream:
                 previous = None
@@ -253,6 +255,27 @@ class StreamPoller(Poller):
         except (ClientError, BotoCoreError) as error:
             raise StreamUnreadable(str(error)) from error
         return shards
+
+    def _adopt_current_stream(self) -> None:
+        """Read the table's stream now, even if the app names an older one.
+
+        ``app.py`` reads the stream ARN when it is imported, once per process.
+        A process that runs a second local cloud (a test run, with a moto of its
+        own) has a new table and stream by then; resuming after a checkpoint of
+        the old stream would skip the new one's first records, whose sequence
+        numbers restart where the old ones did. In AWS the mapping's ARN is the
+        table's stream, and this changes nothing.
+        """
+        table = self._tables.describe_table(TableName=table_name(self.stream_arn))["Table"]
+        current = table.get("LatestStreamArn")
+        if current and current != self.stream_arn:
+            log.info(
+                "%s: reading table %s's current stream %s",
+                self.function,
+                table["TableName"],
+                current,
+            )
+            self.stream_arn = current
 
     def _follow_new_stream(self) -> bool:
         """True (and the new stream adopted) if the table's stream is no longer the one read."""

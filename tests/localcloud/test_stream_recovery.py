@@ -142,6 +142,31 @@ def test_after_a_reset_the_poller_reads_the_new_stream_from_its_start(
     assert not runtime_errors
 
 
+def test_a_poller_started_with_an_older_stream_arn_reads_the_tables_current_stream(cloud: Cloud):
+    """A process that ran an earlier local cloud imported app.py with that cloud's
+    stream ARN, and kept a checkpoint on it. The next cloud's table streams anew,
+    with sequence numbers that restart: every record of it reaches the function,
+    none skipped for the old checkpoint."""
+    stack, outputs = _provision(cloud)
+    seen: list[dict[str, Any]] = []
+    first = _run(cloud, stack, outputs, seen)
+    for key in ("a", "b", "c"):
+        _put(cloud, key)
+    assert wait_for(lambda: _keys(seen) == ["a", "b", "c"], LIMIT)
+    first.stop()
+
+    urllib.request.urlopen(
+        urllib.request.Request(f"{cloud.endpoint}/moto-api/reset", method="POST")
+    ).close()
+    _, new_outputs = _provision(cloud)
+    assert new_outputs.tables["orders"]["stream_arn"] != outputs.tables["orders"]["stream_arn"]
+    _put(cloud, "new")
+    seen.clear()
+    _run(cloud, stack, outputs, seen)  # the app still names the first stream
+    assert wait_for(lambda: _keys(seen) == ["new"], LIMIT)
+    assert seen[0]["eventSourceARN"] == new_outputs.tables["orders"]["stream_arn"]
+
+
 def test_an_expired_iterator_is_reopened_after_the_checkpoint(
     cloud: Cloud, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ):
