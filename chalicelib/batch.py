@@ -17,6 +17,9 @@ from the queue, so the cap is whatever the declaration provisioned. A failure
 to change visibility is logged and ignored: the message then simply comes
 back after the full visibility timeout, as it would without backoff.
 
+:func:`consume` wraps this for the handlers: one invocation, a correlation id
+per message, and each failure counted and logged before it is reported.
+
 FIFO queues (the ARN ends in ``.fifo``) use Powertools'
 ``SqsFifoPartialProcessor``: after a failure, the later messages of the same
 message group fail too, so none overtakes it, while other groups go on. All
@@ -43,7 +46,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.observability import logger
+from chalicelib.observability import correlated, count, invocation, logger
 
 RecordHandler = Callable[[SQSRecord], None]
 
@@ -87,6 +90,45 @@ class RetryPolicy:
         return min(bound, math.ceil(self.uniform(bound / 2, bound)))
 
 
+def consume(
+    function: str,
+    event: dict[str, Any],
+    context: Any,
+    services: Any,
+    handle: RecordHandler,
+    *,
+    failure_metric: str | None = None,
+    failure_log: str | None = None,
+    expected: tuple[type[Exception], ...] = (),
+) -> dict[str, Any]:
+    """The loop every SQS consumer shares: receive, ``handle`` each message with
+    its message id as correlation id, report the failures (:func:`sqs_batch`,
+    with ``services.sqs_retry`` backoff), all within one ``function`` invocation.
+
+    A failure that ``handle`` raises is counted as ``failure_metric`` and logged
+    as ``failure_log`` with its traceback (either may be left out when ``handle``
+    reports its own), then re-raised so the message is reported failed and SQS
+    redelivers it until its DLQ takes it. ``expected`` exceptions are failures
+    ``handle`` already reported: re-raised as they are, neither counted nor logged.
+    """
+
+    def apply(record: SQSRecord) -> None:
+        with correlated(message_id=record.message_id):
+            try:
+                handle(record)
+            except expected:
+                raise
+            except Exception:
+                if failure_metric is not None:
+                    count(failure_metric, 1)
+                if failure_log is not None:
+                    logger.exception(failure_log)
+                raise
+
+    with invocation(function, services.settings.stage):
+        return sqs_batch(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
+
+
 def sqs_batch(
     event: dict[str, Any],
     context: Any,
@@ -97,29 +139,16 @@ def sqs_batch(
 ) -> dict[str, Any]:
     """Process an SQS event record by record; return the partial batch response.
 
-    A FIFO source (its ARN ends in ``.fifo``) is processed as
-    :func:`sqs_fifo_batch` does. With ``retry`` (and the ``sqs`` client to
-    apply it), the failed messages get the policy's backoff before the
-    response is returned.
+    A FIFO source (its ARN ends in ``.fifo``) goes through Powertools'
+    ``SqsFifoPartialProcessor`` with ``skip_group_on_error``: once a message of
+    a group fails, the group's later messages in the batch fail too (none may
+    overtake it), while other groups go on. With ``retry`` (and the ``sqs``
+    client to apply it), the failed messages get the policy's backoff before
+    the response is returned; a FIFO group's failed messages share one delay.
     """
     records = event.get("Records") or []
     fifo = any(str(r.get("eventSourceARN", "")).endswith(".fifo") for r in records)
     return _process(event, context, record_handler, fifo=fifo, retry=retry, sqs=sqs)
-
-
-def sqs_fifo_batch(
-    event: dict[str, Any],
-    context: Any,
-    record_handler: RecordHandler,
-    *,
-    retry: RetryPolicy | None = None,
-    sqs: Any = None,
-) -> dict[str, Any]:
-    """Like :func:`sqs_batch`, for a FIFO queue: once a message of a group fails, the
-    group's later messages in the batch fail too (none may overtake it), while other
-    groups go on (Powertools' ``SqsFifoPartialProcessor`` with ``skip_group_on_error``);
-    with ``retry``, a group's failed messages share one backoff delay."""
-    return _process(event, context, record_handler, fifo=True, retry=retry, sqs=sqs)
 
 
 def _process(

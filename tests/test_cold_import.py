@@ -71,7 +71,7 @@ def test_a_handler_loads_what_it_needs_when_it_first_uses_it():
         "import app\n"
         "from chalicelib.orders import api, handlers\n"
         "from chalicelib.readings import handlers as readings\n"
-        "api.service.place_order, handlers.batch.sqs_fifo_batch, handlers.inventory.apply\n"
+        "api.service.place_order, handlers.batch.consume, handlers.inventory.apply\n"
         "handlers.intake.handle, handlers.events.publish\n"
         "readings.writer.write_chunk, readings.ingest.ingest_object\n"
     )

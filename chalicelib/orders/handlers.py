@@ -2,7 +2,7 @@
 batch responses out.
 
 * ``intake_orders`` consumes the partner FIFO queue through
-  :func:`chalicelib.batch.sqs_fifo_batch` (Powertools' ``SqsFifoPartialProcessor``,
+  :func:`chalicelib.batch.consume` (Powertools' ``SqsFifoPartialProcessor``,
   and backoff of what failed): once a message of a customer's group fails, its
   later messages in the batch fail too (none may overtake it), while other
   customers' groups go on. A message that can never succeed is moved to the
@@ -15,7 +15,10 @@ batch responses out.
   domain events on the SNS topic and reports, by sequence number, the records
   from the first one it could not publish.
 * ``update_analytics`` counts order events per day (:mod:`chalicelib.orders.analytics`),
-  from a standard queue, through :func:`chalicelib.batch.sqs_batch`.
+  from a standard queue.
+
+Every SQS consumer here runs :func:`chalicelib.batch.consume`, which picks the
+FIFO processor from the queue's ARN.
 """
 
 from __future__ import annotations
@@ -47,25 +50,25 @@ REJECTION_ATTRIBUTES = ("eventflow_rejected_code", "eventflow_rejected_reason")
 
 def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     def apply(record: SQSRecord) -> None:
-        with correlated(message_id=record.message_id):
-            try:
-                order = intake.handle(record.body, services)
-            except intake.RejectedMessage as rejected:
-                count("IntakeRejected", 1)
-                logger.warning("intake message rejected", extra={"reason": str(rejected)})
-                _dead_letter(record, rejected, services)
-                return
-            except Exception:
-                count("IntakeFailures", 1)
-                logger.exception("intake message failed; SQS will redeliver it")
-                raise
-            logger.info("intake message applied", extra={"order_id": order["order_id"]})
+        try:
+            order = intake.handle(record.body, services)
+        except intake.RejectedMessage as rejected:
+            count("IntakeRejected", 1)
+            logger.warning("intake message rejected", extra={"reason": str(rejected)})
+            _dead_letter(record, rejected, services)
+            return
+        logger.info("intake message applied", extra={"order_id": order["order_id"]})
 
-    with invocation("intake_orders", services.settings.stage):
-        # Failed groups back off together (chalicelib.batch).
-        return batch.sqs_fifo_batch(
-            event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs
-        )
+    # A FIFO queue: failed groups back off together (chalicelib.batch).
+    return batch.consume(
+        "intake_orders",
+        event,
+        context,
+        services,
+        apply,
+        failure_metric="IntakeFailures",
+        failure_log="intake message failed; SQS will redeliver it",
+    )
 
 
 def _dead_letter(record: SQSRecord, rejected: RejectedMessage, services) -> None:
@@ -143,33 +146,31 @@ def _consume_order_events(
     *,
     failure_metric: str,
     failure_log: str,
-    fifo: bool = False,
     expected: tuple[type[Exception], ...] = (),
 ) -> dict[str, Any]:
-    """The shape every order-event consumer shares: parse each message as an event,
-    ``handle`` it with the order's correlation id, and report what failed.
+    """Parse each message as an order event and ``handle`` it with the order's
+    correlation id, through :func:`chalicelib.batch.consume` (which counts, logs
+    and reports the failures; ``expected`` ones are re-raised as they are).
 
-    A failure is counted and logged with its traceback, and SQS redelivers the
-    message (with backoff) until its DLQ takes it; ``expected`` exceptions are
-    failures that ``handle`` already reported, re-raised as they are.
+    FIFO or not follows the queue's ARN: ``update_inventory``'s queue is FIFO,
+    grouped by order, so an order's events are applied in order.
     """
 
     def apply(record: SQSRecord) -> None:
-        with correlated(message_id=record.message_id):
-            try:
-                order_event = events.parse_event(record.body)
-                with correlated(order_id=order_event.order_id):
-                    handle(order_event)
-            except expected:
-                raise
-            except Exception:
-                count(failure_metric, 1)
-                logger.exception(failure_log)
-                raise
+        order_event = events.parse_event(record.body)
+        with correlated(order_id=order_event.order_id):
+            handle(order_event)
 
-    process = batch.sqs_fifo_batch if fifo else batch.sqs_batch
-    with invocation(function, services.settings.stage):
-        return process(event, context, apply, retry=services.sqs_retry, sqs=services.clients.sqs)
+    return batch.consume(
+        function,
+        event,
+        context,
+        services,
+        apply,
+        failure_metric=failure_metric,
+        failure_log=failure_log,
+        expected=expected,
+    )
 
 
 def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
@@ -181,7 +182,6 @@ def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str,
         lambda order_event: inventory.apply(order_event, services),
         failure_metric="InventoryFailures",
         failure_log="inventory event failed; SQS will redeliver it",
-        fifo=True,
     )
 
 

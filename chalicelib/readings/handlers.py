@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.lazy import lazy
-from chalicelib.observability import correlated, count, invocation, logger
+from chalicelib.observability import invocation, logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -56,19 +56,15 @@ def delivery(record: SQSRecord) -> Delivery:
 
 
 def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
-    def write(record: SQSRecord) -> None:
-        with correlated(message_id=record.message_id):
-            try:
-                writer.write_chunk(record.body, services, delivery(record))
-            except Exception:
-                count("ChunkFailures", 1)
-                logger.exception("chunk failed; SQS will redeliver it")
-                raise
-
-    with invocation("write_readings", services.settings.stage):
-        return batch.sqs_batch(
-            event, context, write, retry=services.sqs_retry, sqs=services.clients.sqs
-        )
+    return batch.consume(
+        "write_readings",
+        event,
+        context,
+        services,
+        lambda record: writer.write_chunk(record.body, services, delivery(record)),
+        failure_metric="ChunkFailures",
+        failure_log="chunk failed; SQS will redeliver it",
+    )
 
 
 def _ingest_all(refs: list[ObjectRef], services, owner: str, lease: float) -> None:
@@ -93,14 +89,11 @@ def _ingest_all(refs: list[ObjectRef], services, owner: str, lease: float) -> No
 
 def ingest_from_queue(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     def ingest_message(record: SQSRecord) -> None:
-        with correlated(message_id=record.message_id):
-            refs = s3events.refs_from_sqs_body(record.body)
-            _ingest_all(refs, services, record.message_id, lease_seconds(context))
+        refs = s3events.refs_from_sqs_body(record.body)
+        _ingest_all(refs, services, record.message_id, lease_seconds(context))
 
-    with invocation("ingest_from_queue", services.settings.stage):
-        return batch.sqs_batch(
-            event, context, ingest_message, retry=services.sqs_retry, sqs=services.clients.sqs
-        )
+    # _ingest_all logs and notes each failed object itself.
+    return batch.consume("ingest_from_queue", event, context, services, ingest_message)
 
 
 def ingest_from_s3(event: dict[str, Any], context: Any, services) -> None:
