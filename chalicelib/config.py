@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 PROJECT = "eventflow"
 INGEST_TRIGGERS = ("sqs", "s3")
@@ -29,6 +30,11 @@ REDRIVE_ATTRIBUTE = "eventflow-redriven-from"
 # its queue's visibility timeout (chalicelib.batch.RetryPolicy). Shipped with
 # the functions, and read by infra's declaration: one number for both.
 SQS_RETRY_BASE_SECONDS = 2
+
+# How long a processed-event or processed-chunk marker lives in its table (TTL):
+# longer than SQS's 14-day maximum retention, so no redelivered message can
+# outlive the marker that makes it a no-op.
+MARKER_TTL = timedelta(days=15)
 
 
 ORDERS_STREAM_ARN_VARIABLE = "EVENTFLOW_ORDERS_STREAM_ARN"

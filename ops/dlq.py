@@ -22,7 +22,7 @@ from rich.table import Table
 
 from chalicelib.orders.handlers import REJECTION_ATTRIBUTES
 from chalicelib.services import Services
-from ops.failures import ReplayResult, replay_failures
+from ops.failures import FailureReplayResult, replay_failures
 from ops.redrive import (
     PeekedMessage,
     RedriveResult,
@@ -263,7 +263,7 @@ def run_replay(args: argparse.Namespace, target: Target, console: Console) -> in
     return 0 if result.ok else 1
 
 
-def print_replay(console: Console, name: str, result: ReplayResult) -> None:
+def print_replay(console: Console, name: str, result: FailureReplayResult) -> None:
     console.print(
         f"replayed {len(result.replayed)} record(s) from {name}; "
         f"{len(result.failed)} failed and stay in the queue"

@@ -41,7 +41,7 @@ REPLAY_VISIBILITY_SECONDS = 120
 
 
 @dataclass
-class ReplayResult:
+class EventReplayResult:
     replayed: list[dict[str, Any]] = field(default_factory=list)
     # Descriptions kept on the queue, with why (records gone, a publish failure).
     kept: list[dict[str, Any]] = field(default_factory=list)
@@ -87,12 +87,12 @@ def described_records(streams: Any, info: dict[str, Any]) -> list[dict[str, Any]
     return records
 
 
-def replay(target: Target, max_messages: int) -> ReplayResult:
+def replay(target: Target, max_messages: int) -> EventReplayResult:
     services = _services(target)
     sqs = target.clients.sqs
     streams = target.clients("dynamodbstreams")
     url = queue_url(sqs, target.stack.failure_queue(FAILED_QUEUE_KEY).name)
-    result = ReplayResult()
+    result = EventReplayResult()
     while len(result.replayed) + len(result.kept) < max_messages:
         messages = sqs.receive_message(
             QueueUrl=url,

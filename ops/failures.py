@@ -36,7 +36,7 @@ class ReplayedRecord:
 
 
 @dataclass
-class ReplayResult:
+class FailureReplayResult:
     replayed: list[ReplayedRecord] = field(default_factory=list)
     failed: list[ReplayedRecord] = field(default_factory=list)
 
@@ -48,9 +48,9 @@ class ReplayResult:
         return {**asdict(self), "ok": self.ok}
 
 
-def replay_failures(sqs: Any, url: str, services: Any, max_records: int) -> ReplayResult:
+def replay_failures(sqs: Any, url: str, services: Any, max_records: int) -> FailureReplayResult:
     """Replay up to ``max_records`` records from an on-failure queue."""
-    result = ReplayResult()
+    result = FailureReplayResult()
     held: list[str] = []
     try:
         while len(result.replayed) + len(result.failed) < max_records:

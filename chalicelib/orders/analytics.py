@@ -34,10 +34,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.clock import Backoff
-from chalicelib.dynamo import cancellation_codes, from_item, to_item
+from chalicelib.dynamo import from_item, to_item
 from chalicelib.observability import count, logger, measure
 from chalicelib.orders import markers
 from chalicelib.orders.events import EventFormatError, OrderEvent
@@ -53,9 +51,6 @@ COUNTERS = ("orders_created", "orders_confirmed", "orders_rejected", "orders_can
 # concurrent invocations conflict on it, and a few quick retries keep a busy
 # day from spending the message's receives (maxReceiveCount) on conflicts.
 MAX_ATTEMPTS = 4
-# Transaction items: the marker first, then the day's counters.
-MARKER = 0
-RETRYABLE = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 
 def _earning() -> frozenset[Status]:
@@ -148,7 +143,14 @@ def apply(event: OrderEvent, services) -> str:
     change = change_for(event)
     if change is None:
         return "nothing"
-    if not _commit([_marker(event, services), _counter_update(change, services)], services):
+    applied = markers.commit_once(
+        services.clients.dynamodb,
+        markers.event_marker(CONSUMER, event.event_id, services),
+        [_counter_update(change, services)],
+        attempts=MAX_ATTEMPTS,
+        backoff=Backoff(services.clock),
+    )
+    if not applied:
         return "duplicate"
     count(change.metric, 1)
     if change.revenue:
@@ -158,30 +160,6 @@ def apply(event: OrderEvent, services) -> str:
         extra={"day": change.day, "counter": change.counter, "revenue": str(change.revenue)},
     )
     return "counted"
-
-
-def _commit(items: list[dict[str, Any]], services) -> bool:
-    """Run the transaction; False when its marker shows the event was counted before."""
-    backoff = Backoff(services.clock)
-    attempt = 1
-    while True:
-        try:
-            services.clients.dynamodb.transact_write_items(TransactItems=items)
-            return True
-        except ClientError as error:
-            codes = cancellation_codes(error)
-            if codes[MARKER : MARKER + 1] == ["ConditionalCheckFailed"]:
-                return False
-            if attempt >= MAX_ATTEMPTS or not RETRYABLE & set(codes):
-                raise
-        backoff.wait(attempt)
-        attempt += 1
-
-
-def _marker(event: OrderEvent, services) -> dict[str, Any]:
-    return markers.put_marker(
-        services.settings.idempotency_table, CONSUMER, event.event_id, services.clock
-    )
 
 
 def _counter_update(change: Change, services) -> dict[str, Any]:

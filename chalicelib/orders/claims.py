@@ -31,9 +31,9 @@ table instead, and moves it through these states, each move one conditional
   token, so another delivery's record never carries this one's.
 
 The lease must outlive the holder: it lasts the invocation's remaining time
-plus :data:`LEASE_MARGIN` (:func:`lease_for`), so while a holder can still
+plus :data:`LEASE_MARGIN` (:func:`chalicelib.leases.invocation_lease`), so while a holder can still
 run, nobody else sends. Claims expire through the table's TTL after
-:data:`~chalicelib.orders.markers.MARKER_TTL`, like the markers.
+:data:`~chalicelib.config.MARKER_TTL`, like the markers.
 """
 
 from __future__ import annotations
@@ -46,13 +46,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.clock import Clock
+from chalicelib.config import MARKER_TTL
 from chalicelib.dynamo import from_item, is_condition_failure, to_item
-from chalicelib.orders.markers import MARKER_TTL, marker_id
+from chalicelib.orders.markers import marker_id
 from chalicelib.orders.store import EXPIRES_AT, IDEMPOTENCY_PK
 
 SENDING, SENT, REJECTED = "SENDING", "SENT", "REJECTED"
-# Lambda's longest timeout: the lease when the invocation's deadline is unknown.
-MAX_INVOCATION = timedelta(minutes=15)
 # Beyond the holder's deadline, for clocks that differ a little between hosts.
 LEASE_MARGIN = timedelta(seconds=5)
 # A rejection reason is a hint for the operator; items have a size limit.
@@ -69,7 +68,7 @@ class ClaimHeld(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Claim:
+class EmailClaim:
     """A live claim this delivery holds."""
 
     key: str
@@ -83,18 +82,6 @@ class Settled:
 
     key: str
     state: str
-
-
-def lease_for(context: Any) -> timedelta:
-    """How long a claim made by this invocation must stay exclusive.
-
-    An invocation cannot outlive its deadline (Lambda ends it there), so its
-    remaining time, plus a margin, covers everything it may still do.
-    """
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return MAX_INVOCATION + LEASE_MARGIN
-    return timedelta(milliseconds=remaining()) + LEASE_MARGIN
 
 
 def _ms(clock: Clock, delta: timedelta = timedelta()) -> int:
@@ -113,7 +100,9 @@ class Claims:
     def key(self, event_id: str) -> str:
         return marker_id(self.consumer, event_id)
 
-    def claim(self, event_id: str, lease: timedelta, details: dict[str, str]) -> Claim | Settled:
+    def claim(
+        self, event_id: str, lease: timedelta, details: dict[str, str]
+    ) -> EmailClaim | Settled:
         """Take the event for this delivery, or learn that it is done.
 
         ``details`` are kept on the record for operators (order id, event type).
@@ -161,12 +150,12 @@ class Claims:
             if state == SENDING and current.get("lease_token") == token:
                 # This very claim, landed by an attempt whose response was lost
                 # (botocore retried it): the lease is this delivery's own.
-                return Claim(key, token, int(current["attempts"]))
+                return EmailClaim(key, token, int(current["attempts"]))
             until = current.get("lease_until")
             raise ClaimHeld(key, int(until) if until is not None else None) from None
-        return Claim(key, token, int(from_item(attributes)["attempts"]))
+        return EmailClaim(key, token, int(from_item(attributes)["attempts"]))
 
-    def mark_sent(self, claim: Claim, message_id: str) -> bool:
+    def mark_sent(self, claim: EmailClaim, message_id: str) -> bool:
         """Record the mail as sent; False if another delivery took the claim over."""
         return self._settle(
             claim,
@@ -175,7 +164,7 @@ class Claims:
             SENT,
         )
 
-    def mark_rejected(self, claim: Claim, reason: str) -> bool:
+    def mark_rejected(self, claim: EmailClaim, reason: str) -> bool:
         """Record that SES will never take this mail (the address); False if taken over."""
         return self._settle(
             claim,
@@ -185,7 +174,7 @@ class Claims:
             REJECTED,
         )
 
-    def release(self, claim: Claim) -> bool:
+    def release(self, claim: EmailClaim) -> bool:
         """End the lease now: the mail was certainly not sent, so a retry may claim at once."""
         return self._settle(
             claim,
@@ -195,7 +184,7 @@ class Claims:
         )
 
     def _settle(
-        self, claim: Claim, expression: str, values: dict[str, Any], final: str | None
+        self, claim: EmailClaim, expression: str, values: dict[str, Any], final: str | None
     ) -> bool:
         """Apply a holder's move; True if it holds, False if another delivery took over.
 

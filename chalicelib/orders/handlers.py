@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import leases
 from chalicelib.lazy import lazy
 from chalicelib.observability import correlated, count, invocation, logger
 
@@ -190,7 +191,7 @@ def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str,
 
 def send_notifications(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     # Claims made in this invocation stay exclusive as long as it may run.
-    lease = claims.lease_for(context)
+    lease = leases.invocation_lease(context, claims.LEASE_MARGIN)
 
     def handle(order_event) -> None:
         try:

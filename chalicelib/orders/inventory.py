@@ -44,10 +44,6 @@ CONSUMER = "inventory"
 HELD, RELEASED, CONSUMED = "HELD", "RELEASED", "CONSUMED"
 # Decisions per event before the message is failed and retried later.
 MAX_DECISIONS = 8
-# Transaction items: the marker first, then the order, then the products.
-MARKER = 0
-# Cancellation reasons that a retry after a pause can clear.
-RETRYABLE = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 
 class InventoryBusy(RuntimeError):
@@ -89,16 +85,14 @@ def apply(event: OrderEvent, services) -> str:
         if not items:
             return _mark_only(event, services) or outcome
         try:
-            services.clients.dynamodb.transact_write_items(
-                TransactItems=[_marker(event, services), *items]
-            )
+            # The marker first, then the order, then the products.
+            if not markers.commit_once(services.clients.dynamodb, _marker(event, services), items):
+                return "duplicate"
         except ClientError as error:
             codes = cancellation_codes(error)
             if not codes:
                 raise
-            if codes[MARKER] == "ConditionalCheckFailed":
-                return "duplicate"
-            if RETRYABLE & set(codes):
+            if markers.RETRYABLE & set(codes):
                 backoff.wait(attempt)
             elif "ConditionalCheckFailed" not in codes:
                 raise
@@ -110,20 +104,14 @@ def apply(event: OrderEvent, services) -> str:
 
 
 def _marker(event: OrderEvent, services) -> dict[str, Any]:
-    return markers.put_marker(
-        services.settings.idempotency_table, CONSUMER, event.event_id, services.clock
-    )
+    return markers.event_marker(CONSUMER, event.event_id, services)
 
 
 def _mark_only(event: OrderEvent, services) -> str | None:
     """Record the event as processed when it needs no effect; "duplicate" if it already was."""
-    try:
-        services.clients.dynamodb.transact_write_items(TransactItems=[_marker(event, services)])
-    except ClientError as error:
-        if cancellation_codes(error)[:1] == ["ConditionalCheckFailed"]:
-            return "duplicate"
-        raise
-    return None
+    if markers.commit_once(services.clients.dynamodb, _marker(event, services), []):
+        return None
+    return "duplicate"
 
 
 # -- the decisions: what to write, given the order as it is now ------------------

@@ -41,7 +41,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from chalicelib.dynamo import error_code
 from chalicelib.observability import count, logger
 from chalicelib.orders import emails
-from chalicelib.orders.claims import Claim, Claims, Settled
+from chalicelib.orders.claims import Claims, EmailClaim, Settled
 from chalicelib.orders.events import OrderEvent
 
 CONSUMER = "notifications"
@@ -84,7 +84,7 @@ def apply(event: OrderEvent, services, lease: timedelta) -> str:
     return _send(email, claim, store, ses, services.settings.mail_from)
 
 
-def _send(email: emails.Email, claim: Claim, store: Claims, ses: Any, sender: str) -> str:
+def _send(email: emails.Email, claim: EmailClaim, store: Claims, ses: Any, sender: str) -> str:
     try:
         response = ses.send_email(
             Source=sender,

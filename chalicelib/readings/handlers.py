@@ -11,8 +11,10 @@ chunk has been delivered before (see :class:`chalicelib.readings.writer.Delivery
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import leases
 from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.lazy import lazy
 from chalicelib.observability import invocation, logger
@@ -33,17 +35,14 @@ ingest = lazy("chalicelib.readings.ingest")
 s3events = lazy("chalicelib.readings.s3events")
 writer = lazy("chalicelib.readings.writer")
 
-# Past the end of the invocation, so the lease outlives the invocation however
-# the clocks of Lambda and DynamoDB's caller differ.
-LEASE_MARGIN_SECONDS = 30
+# Past the end of the invocation, so the parse lease outlives the invocation
+# however the clocks of Lambda and DynamoDB's caller differ.
+LEASE_MARGIN = timedelta(seconds=30)
 
 
 def lease_seconds(context: Any) -> float:
-    """How long a parse started now may run: the invocation's remaining time, plus a margin."""
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return ingest.MAX_LEASE_SECONDS
-    return remaining() / 1000 + LEASE_MARGIN_SECONDS
+    """How long a parse started now may run (:func:`chalicelib.leases.invocation_lease`)."""
+    return leases.invocation_lease(context, LEASE_MARGIN).total_seconds()
 
 
 def delivery(record: SQSRecord) -> Delivery:

@@ -37,12 +37,12 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.clock import Clock
+from chalicelib.config import MARKER_TTL
 from chalicelib.dynamo import from_item, is_condition_failure, to_item
 from chalicelib.errors import JobNotFound
 from chalicelib.readings import keys
@@ -55,9 +55,6 @@ FAILED = "FAILED"
 DONE_STATES = (COMPLETED, COMPLETED_WITH_REJECTS)
 # A job in one of these states changes only through a replay.
 FINAL_STATES = (*DONE_STATES, FAILED)
-# Longer than SQS's 14-day maximum retention, so no redelivered chunk can
-# outlive the marker that makes it a no-op.
-MARKER_TTL = timedelta(days=15)
 
 _COUNTS = ("rows_seen", "rows_accepted", "rows_rejected", "rows_written")
 _PUBLIC = (
@@ -132,7 +129,7 @@ class ClaimRefused(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Claim:
+class JobClaim:
     """The outcome of asking for a run: granted (``run`` set) or refused (``refused`` set)."""
 
     job: dict[str, Any]
@@ -201,7 +198,7 @@ class IngestJobs:
 
     # -- the ingest's writes ------------------------------------------------
 
-    def start(self, ref: ObjectRef, owner: str, lease_seconds: float) -> Claim:
+    def start(self, ref: ObjectRef, owner: str, lease_seconds: float) -> JobClaim:
         """Create the job with its first run, or claim a new run of the existing one.
 
         A FAILED job is re-opened first. The claim is refused when the job is
@@ -233,7 +230,7 @@ class IngestJobs:
                 ConditionExpression="attribute_not_exists(#id)",
                 ExpressionAttributeNames={"#id": keys.JOB_PK},
             )
-            return Claim(to_public(record), run=1)
+            return JobClaim(to_public(record), run=1)
         except ClientError as error:
             if not is_condition_failure(error):
                 raise
@@ -244,7 +241,7 @@ class IngestJobs:
         else:
             refused = self._refusal(existing, owner)
             if refused is not None:
-                return Claim(to_public(existing), refused=refused)
+                return JobClaim(to_public(existing), refused=refused)
         return self.claim(ref.ingest_id, owner, lease_seconds)
 
     def _refusal(self, raw: dict[str, Any], owner: str) -> ClaimRefused | None:
@@ -261,7 +258,7 @@ class IngestJobs:
 
     def claim(
         self, ingest_id: str, owner: str, lease_seconds: float, *, force: bool = False
-    ) -> Claim:
+    ) -> JobClaim:
         """Start a new run of the job's parse, leased to ``owner``.
 
         The run number goes up by one and the written counters restart at zero,
@@ -310,9 +307,11 @@ class IngestJobs:
             raw = self._raw(ingest_id)
             if raw is None:
                 raise JobNotFound(f"no ingest job {ingest_id}") from error
-            return Claim(to_public(raw), refused=self._refusal(raw, owner) or ClaimRefused.LEASED)
+            return JobClaim(
+                to_public(raw), refused=self._refusal(raw, owner) or ClaimRefused.LEASED
+            )
         raw = from_item(response["Attributes"])
-        return Claim(to_public(raw), run=int(raw["run"]))
+        return JobClaim(to_public(raw), run=int(raw["run"]))
 
     def reopen(self, ingest_id: str) -> dict[str, Any]:
         """Put a FAILED job back to RUNNING so its object is ingested again."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from chalicelib import leases
 from chalicelib.orders import claims, emails, handlers, notifications, service
 from chalicelib.orders.claims import ClaimHeld, Settled
 from chalicelib.orders.events import OrderEvent, parse_event
@@ -326,9 +327,15 @@ def test_the_lease_lasts_the_invocation_s_remaining_time_and_a_margin():
         def get_remaining_time_in_millis(self):
             return 29_500
 
-    assert claims.lease_for(Context()) == timedelta(milliseconds=29_500) + claims.LEASE_MARGIN
+    assert (
+        leases.invocation_lease(Context(), claims.LEASE_MARGIN)
+        == timedelta(milliseconds=29_500) + claims.LEASE_MARGIN
+    )
     # Without a deadline (a direct call), the longest a Lambda invocation can live.
-    assert claims.lease_for(None) == timedelta(minutes=15) + claims.LEASE_MARGIN
+    assert (
+        leases.invocation_lease(None, claims.LEASE_MARGIN)
+        == timedelta(minutes=15) + claims.LEASE_MARGIN
+    )
 
 
 # -- what SES answers --------------------------------------------------------------
