@@ -41,6 +41,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from chalicelib import metric_names
 from chalicelib.clock import Clock
 from chalicelib.observability import NAMESPACE
 from chalicelib.orders import analytics
@@ -54,7 +55,11 @@ from ops.target import Target, is_local_url
 METRICS_WINDOW = timedelta(hours=1)
 LAMBDA_METRICS = ("Invocations", "Errors")
 # Counters the handlers publish through EMF (chalicelib.observability).
-APP_METRICS = ("OrdersPlaced", "OrderEventsPublished", "IntakeRejected")
+APP_METRICS = (
+    metric_names.ORDERS_PLACED,
+    metric_names.ORDER_EVENTS_PUBLISHED,
+    metric_names.INTAKE_REJECTED,
+)
 ORDER_STATUSES = tuple(Status)
 _AWS_ERRORS = (ClientError, BotoCoreError)
 
@@ -501,7 +506,7 @@ def plain_line(snap: dict[str, Any]) -> str:
     by_status = snap["orders"]["by_status"]
     if by_status:
         parts.append("orders " + " ".join(f"{s} {n}" for s, n in by_status.items() if n))
-    published = snap["metrics"].get("sums", {}).get("OrderEventsPublished")
+    published = snap["metrics"].get("sums", {}).get(metric_names.ORDER_EVENTS_PUBLISHED)
     if published:
         parts.append(f"events published {published}")
     if snap["mail"].get("sent"):

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from chalicelib import metric_names
 from chalicelib.clock import Backoff
 from chalicelib.dynamo import from_item, to_item
 from chalicelib.observability import count, logger, measure
@@ -87,7 +88,7 @@ def metric_name(counter: str) -> str:
     return "".join(part.title() for part in counter.split("_"))
 
 
-REVENUE_METRIC = "Revenue"
+REVENUE_METRIC = metric_names.REVENUE
 # Everything this consumer publishes, each only for an event it applied.
 METRICS = (*(metric_name(counter) for counter in COUNTERS), REVENUE_METRIC)
 

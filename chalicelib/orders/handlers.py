@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import leases
+from chalicelib import leases, metric_names
 from chalicelib.lazy import lazy
 from chalicelib.observability import correlated, count, invocation, logger
 
@@ -54,7 +54,7 @@ def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, An
         try:
             order = intake.handle(record.body, services)
         except intake.RejectedMessage as rejected:
-            count("IntakeRejected", 1)
+            count(metric_names.INTAKE_REJECTED, 1)
             logger.warning("intake message rejected", extra={"reason": str(rejected)})
             _dead_letter(record, rejected, services)
             return
@@ -67,7 +67,7 @@ def intake_orders(event: dict[str, Any], context: Any, services) -> dict[str, An
         context,
         services,
         apply,
-        failure_metric="IntakeFailures",
+        failure_metric=metric_names.INTAKE_FAILURES,
         failure_log="intake message failed; SQS will redeliver it",
     )
 
@@ -117,7 +117,7 @@ def publish_order_events(event: dict[str, Any], context: Any, services) -> dict[
         result = events.publish(
             services.clients.sns, services.order_events_topic_arn, [e for _, e in pending]
         )
-        count("OrderEventsPublished", result.published)
+        count(metric_names.ORDER_EVENTS_PUBLISHED, result.published)
         if result.failed_from is not None:
             first = pending[result.failed_from][0]
             logger.error(
@@ -128,7 +128,7 @@ def publish_order_events(event: dict[str, Any], context: Any, services) -> dict[
             first = poison_at
         else:
             return {"batchItemFailures": []}
-        count("OrderEventRecordsFailed", len(records) - first)
+        count(metric_names.ORDER_EVENT_RECORDS_FAILED, len(records) - first)
         return _failures(records[first:])
 
 
@@ -181,7 +181,7 @@ def update_inventory(event: dict[str, Any], context: Any, services) -> dict[str,
         context,
         services,
         lambda order_event: inventory.apply(order_event, services),
-        failure_metric="InventoryFailures",
+        failure_metric=metric_names.INVENTORY_FAILURES,
         failure_log="inventory event failed; SQS will redeliver it",
     )
 
@@ -198,7 +198,7 @@ def send_notifications(event: dict[str, Any], context: Any, services) -> dict[st
             outcome = notifications.apply(order_event, services, lease)
         except claims.ClaimHeld as held:
             # Not an error: the holder sends it. Retried after a backoff.
-            count("NotificationsBusy", 1)
+            count(metric_names.NOTIFICATIONS_BUSY, 1)
             logger.info("email held by another delivery; will retry", extra={
                 "claim": held.key, "lease_until_ms": held.lease_until_ms})  # fmt: skip
             raise
@@ -210,7 +210,7 @@ def send_notifications(event: dict[str, Any], context: Any, services) -> dict[st
         context,
         services,
         handle,
-        failure_metric="NotificationFailures",
+        failure_metric=metric_names.NOTIFICATION_FAILURES,
         failure_log="notification failed; SQS will redeliver it",
         expected=(claims.ClaimHeld,),
     )
@@ -229,6 +229,6 @@ def update_analytics(event: dict[str, Any], context: Any, services) -> dict[str,
         context,
         services,
         lambda order_event: analytics.apply(order_event, services),
-        failure_metric="AnalyticsFailures",
+        failure_metric=metric_names.ANALYTICS_FAILURES,
         failure_log="analytics event failed; SQS will redeliver it",
     )

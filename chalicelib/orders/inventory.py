@@ -32,6 +32,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import metric_names
 from chalicelib.clock import Backoff
 from chalicelib.dynamo import cancellation_codes, from_item, to_item
 from chalicelib.observability import count, logger
@@ -97,7 +98,7 @@ def apply(event: OrderEvent, services) -> str:
             elif "ConditionalCheckFailed" not in codes:
                 raise
             continue  # a condition a concurrent change broke: read again and decide again
-        count(f"Inventory{outcome.title()}", 1)
+        count(metric_names.inventory_outcome(outcome), 1)
         logger.info("inventory applied", extra={"order_id": event.order_id, "outcome": outcome})
         return outcome
     raise InventoryBusy(f"order {event.order_id} kept changing; will retry")

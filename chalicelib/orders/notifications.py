@@ -38,6 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
+from chalicelib import metric_names
 from chalicelib.dynamo import error_code
 from chalicelib.observability import count, logger
 from chalicelib.orders import emails
@@ -78,7 +79,7 @@ def apply(event: OrderEvent, services, lease: timedelta) -> str:
     if claim.attempt > 1:
         # An earlier delivery claimed it and its lease ran out: it may have
         # died after SES accepted its mail (the documented window).
-        count("NotificationsReclaimed", 1)
+        count(metric_names.NOTIFICATIONS_RECLAIMED, 1)
         logger.warning("claiming an email again after a lease expired", extra={
             "attempt": claim.attempt, "event_id": event.event_id})  # fmt: skip
     return _send(email, claim, store, ses, services.settings.mail_from)
@@ -98,7 +99,7 @@ def _send(email: emails.Email, claim: EmailClaim, store: Claims, ses: Any, sende
         if _recipient_refused(error, sender):
             reason = f"{error_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
             store.mark_rejected(claim, reason)
-            count("NotificationsRejected", 1)
+            count(metric_names.NOTIFICATIONS_REJECTED, 1)
             logger.warning("SES refused the recipient; not retried", extra={"reason": reason})
             return "rejected"
         store.release(claim)
@@ -109,9 +110,9 @@ def _send(email: emails.Email, claim: EmailClaim, store: Claims, ses: Any, sende
         store.release(claim)
         raise
     if not store.mark_sent(claim, response["MessageId"]):
-        count("NotificationsLeaseLost", 1)
+        count(metric_names.NOTIFICATIONS_LEASE_LOST, 1)
         logger.error("another delivery took this email over while it was sent; it may go twice")
-    count("NotificationsSent", 1)
+    count(metric_names.NOTIFICATIONS_SENT, 1)
     return "sent"
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import metric_names
 from chalicelib.clock import Backoff
 from chalicelib.dynamo import cancellation_codes, is_condition_failure
 from chalicelib.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
@@ -137,7 +138,7 @@ def place_order(
         break
     else:
         raise Conflict("the order could not be written; try again", code="concurrent_update")
-    count("OrdersPlaced", 1)
+    count(metric_names.ORDERS_PLACED, 1)
     logger.info("order placed", extra={"order_id": order["order_id"], "total": order["total"]})
     return order, True
 

@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import leases
+from chalicelib import leases, metric_names
 from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.lazy import lazy
 from chalicelib.observability import invocation, logger
@@ -61,7 +61,7 @@ def write_readings(event: dict[str, Any], context: Any, services) -> dict[str, A
         context,
         services,
         lambda record: writer.write_chunk(record.body, services, delivery(record)),
-        failure_metric="ChunkFailures",
+        failure_metric=metric_names.CHUNK_FAILURES,
         failure_log="chunk failed; SQS will redeliver it",
     )
 

@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
+from chalicelib import metric_names
 from chalicelib.clock import Backoff
 from chalicelib.config import REJECTS_PREFIX
 from chalicelib.dynamo import error_code
@@ -200,8 +201,8 @@ def _load(ref: ObjectRef, run: int, records: CsvRecords, services) -> dict[str, 
             sender.add(last)
         sender.flush()
         rejects_key = rejects.finish()
-    count("RowsAccepted", accepted)
-    count("RowsRejected", rejects.rows)
+    count(metric_names.ROWS_ACCEPTED, accepted)
+    count(metric_names.ROWS_REJECTED, rejects.rows)
     job = services.jobs.set_totals(
         ingest_id,
         run=run,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from chalicelib import metric_names
 from chalicelib.clock import Backoff
 from chalicelib.errors import ChunkFormatError
 from chalicelib.observability import correlated, count, logger
@@ -79,7 +80,7 @@ def write_chunk(body: str, services, delivery: Delivery | None = None) -> ChunkW
             services.readings.put_many(items, backoff)
         outcome = services.jobs.record_chunk(chunk.ingest_id, chunk.run, chunk.seq, len(items))
         if outcome is ChunkCount.COUNTED:
-            count("RowsWritten", len(items))
+            count(metric_names.ROWS_WRITTEN, len(items))
         else:
             logger.info(
                 f"chunk {outcome.value}; its items were put again",

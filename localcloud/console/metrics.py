@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import metric_names
 from chalicelib.observability import NAMESPACE
 from chalicelib.orders.analytics import METRICS as ORDER_METRICS
 from infra.declaration import Alarm, Stack
@@ -68,7 +69,7 @@ def series(cloudwatch: Any, stack: Stack, now: datetime | None = None) -> dict[s
     end -= timedelta(seconds=end.second % period)
     start = end - timedelta(minutes=SERIES_MINUTES)
     app = {"stage": stack.stage}
-    names = ["RowsWritten", *ORDER_METRICS]
+    names = [metric_names.ROWS_WRITTEN, *ORDER_METRICS]
     queries = [_query(i, NAMESPACE, n, app, "Sum", period) for i, n in enumerate(names)]
     functions = [f.physical_name for f in stack.functions]
     queries += [
@@ -88,7 +89,7 @@ def series(cloudwatch: Any, stack: Stack, now: datetime | None = None) -> dict[s
     return {
         "period": period,
         "times": [s.isoformat() for s in stamps],
-        "rows_per_second": points([by_name["RowsWritten"]], 1 / period),
+        "rows_per_second": points([by_name[metric_names.ROWS_WRITTEN]], 1 / period),
         "orders": {n: points([by_name[n]]) for n in ORDER_METRICS if n != "Revenue"},
         "revenue": points([by_name["Revenue"]]),
         "function_errors": points(error_ids),
