@@ -36,17 +36,17 @@ from typing import Any
 
 from chalicelib import metric_names
 from chalicelib.clock import Backoff
-from chalicelib.dynamo import from_item, to_item
 from chalicelib.observability import count, logger, measure
-from chalicelib.orders import markers
+from chalicelib.orders import analytics_store, keys, markers
+from chalicelib.orders.analytics_store import COUNTERS, AnalyticsStore
 from chalicelib.orders.events import EventFormatError, OrderEvent
-from chalicelib.orders.money import format_money
 from chalicelib.orders.states import TRANSITIONS, EventType, Status
 
+# Read from here by infra's declaration (the table's key) and the status view.
+ANALYTICS_PK = keys.ANALYTICS_PK
+REVENUE = analytics_store.REVENUE
+
 CONSUMER = "analytics"
-ANALYTICS_PK = "date"
-REVENUE = "revenue"
-COUNTERS = ("orders_created", "orders_confirmed", "orders_rejected", "orders_cancelled")
 # Attempts at one transaction before the message is failed (SQS redelivers it
 # after a backoff): every event of a day updates that day's one item, so
 # concurrent invocations conflict on it, and a few quick retries keep a busy
@@ -147,7 +147,7 @@ def apply(event: OrderEvent, services) -> str:
     applied = markers.commit_once(
         services.clients.dynamodb,
         markers.event_marker(CONSUMER, event.event_id, services),
-        [_counter_update(change, services)],
+        [_store(services).counter_update(change.day, change.counter, change.revenue)],
         attempts=MAX_ATTEMPTS,
         backoff=Backoff(services.clock),
     )
@@ -163,33 +163,10 @@ def apply(event: OrderEvent, services) -> str:
     return "counted"
 
 
-def _counter_update(change: Change, services) -> dict[str, Any]:
-    expression = "ADD #counter :one"
-    values: dict[str, Any] = {":one": 1}
-    names = {"#counter": change.counter}
-    if change.revenue:
-        expression += ", #revenue :revenue"
-        names["#revenue"] = REVENUE
-        values[":revenue"] = change.revenue
-    return {
-        "Update": {
-            "TableName": services.settings.analytics_table,
-            "Key": to_item({ANALYTICS_PK: change.day}),
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_item(values),
-        }
-    }
+def _store(services) -> AnalyticsStore:
+    return AnalyticsStore(services.clients.dynamodb, services.settings.analytics_table)
 
 
 def daily(dynamodb: Any, table: str, day: date) -> dict[str, Any]:
     """A day's counters, zeros for a day with nothing; revenue as ``"12.50"``."""
-    item = dynamodb.get_item(TableName=table, Key=to_item({ANALYTICS_PK: day.isoformat()})).get(
-        "Item"
-    )
-    values = from_item(item) if item else {}
-    return {
-        "date": day.isoformat(),
-        **{counter: int(values.get(counter, 0)) for counter in COUNTERS},
-        REVENUE: format_money(values.get(REVENUE, Decimal(0))),
-    }
+    return AnalyticsStore(dynamodb, table).daily(day)

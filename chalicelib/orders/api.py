@@ -12,15 +12,15 @@ from typing import Any
 from chalicelib import rest
 from chalicelib.errors import BadRequest, NotFound, ValidationFailed
 from chalicelib.lazy import lazy
+from chalicelib.orders import keys
 from chalicelib.orders.states import Actor
 from chalicelib.pagination import decode_cursor, invalid_cursor
 
 # Imported at first use (app.py imports this module; see chalicelib/lazy.py):
-# the models bring pydantic, the service and store bring boto3.
+# the models bring pydantic, the service brings boto3.
 pydantic = lazy("pydantic")
 model = lazy("chalicelib.orders.model")
 service = lazy("chalicelib.orders.service")
-store = lazy("chalicelib.orders.store")
 validation = lazy("chalicelib.validation")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -148,7 +148,7 @@ def list_customer_orders(services, customer_id, params, raw_body, headers):
 
 
 def _is_customer_key(value: Any, customer_id: str) -> bool:
-    names = (store.ORDER_PK, store.BY_CUSTOMER_PK, store.BY_CUSTOMER_SK)
+    names = (keys.ORDER_PK, keys.BY_CUSTOMER_PK, keys.BY_CUSTOMER_SK)
     if not isinstance(value, dict) or set(value) != set(names):
         return False
     order_id, customer, sort = (value[k] for k in names)

@@ -48,8 +48,7 @@ from botocore.exceptions import ClientError
 from chalicelib.clock import Clock
 from chalicelib.config import MARKER_TTL
 from chalicelib.dynamo import from_item, is_condition_failure, to_item
-from chalicelib.orders.markers import marker_id
-from chalicelib.orders.store import EXPIRES_AT, IDEMPOTENCY_PK
+from chalicelib.orders.keys import EXPIRES_AT, IDEMPOTENCY_PK, marker_id
 
 SENDING, SENT, REJECTED = "SENDING", "SENT", "REJECTED"
 # Beyond the holder's deadline, for clocks that differ a little between hosts.

@@ -38,7 +38,7 @@ from chalicelib.dynamo import cancellation_codes, from_item, to_item
 from chalicelib.observability import count, logger
 from chalicelib.orders import markers, states
 from chalicelib.orders.events import OrderEvent
-from chalicelib.orders.products import PRODUCT_PK
+from chalicelib.orders.keys import PRODUCT_PK
 from chalicelib.orders.states import Actor, Status
 
 CONSUMER = "inventory"

@@ -24,14 +24,10 @@ from botocore.exceptions import ClientError
 from chalicelib.clock import Backoff, Clock
 from chalicelib.config import MARKER_TTL
 from chalicelib.dynamo import cancellation_codes, to_item
-from chalicelib.orders.store import EXPIRES_AT, IDEMPOTENCY_PK
+from chalicelib.orders.keys import EXPIRES_AT, IDEMPOTENCY_PK, marker_id
 
 # Cancellation reasons that a retry after a pause can clear.
 RETRYABLE = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
-
-
-def marker_id(consumer: str, event_id: str) -> str:
-    return f"{consumer}#{event_id}"
 
 
 def put_marker(table: str, consumer: str, event_id: str, clock: Clock) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from typing import Any
 from chalicelib.clock import Backoff, Clock
 from chalicelib.dynamo import from_item, to_item
 from chalicelib.errors import NotFound, UnprocessedKeysError
+from chalicelib.orders.keys import PRODUCT_PK
 from chalicelib.orders.model import ProductInput
 from chalicelib.orders.money import format_money
 
-PRODUCT_PK = "product_id"
 # BatchGetItem reads at most 100 keys per request; an order has at most 50 lines.
 BATCH_GET_LIMIT = 100
 

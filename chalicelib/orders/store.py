@@ -1,9 +1,7 @@
 """Orders in DynamoDB: the item shape, the idempotent create, reads and status moves.
 
-Orders table
-    partition key ``order_id``. Items carry ``customer_id`` and
-    ``created_sort`` = ``{created_at}#{order_id}``, the keys of the
-    ``by_customer`` index, which lists a customer's orders newest first.
+Orders table (keys: :mod:`chalicelib.orders.keys`)
+    an order per item, listed by customer through the ``by_customer`` index.
     The table's stream (new and old images) is the source of the domain
     events (:mod:`chalicelib.orders.events`).
 
@@ -29,14 +27,17 @@ from botocore.exceptions import ClientError
 
 from chalicelib.clock import Clock
 from chalicelib.dynamo import from_item, is_condition_failure, to_item
+from chalicelib.orders.keys import (
+    BY_CUSTOMER_INDEX,
+    BY_CUSTOMER_PK,
+    BY_CUSTOMER_SK,
+    EXPIRES_AT,
+    IDEMPOTENCY_PK,
+    ORDER_PK,
+    key_record_id,
+)
 from chalicelib.orders.money import format_money
 
-ORDER_PK = "order_id"
-BY_CUSTOMER_INDEX = "by_customer"
-BY_CUSTOMER_PK = "customer_id"
-BY_CUSTOMER_SK = "created_sort"
-IDEMPOTENCY_PK = "id"
-EXPIRES_AT = "expires_at"
 # Keys are honoured at least this long; TTL removes them some time after.
 IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 
@@ -47,10 +48,6 @@ class StaleOrder(Exception):
 
 class KeyTaken(Exception):
     """Another request created an order under the same idempotency key first."""
-
-
-def key_record_id(idempotency_key: str) -> str:
-    return f"order-key#{idempotency_key}"
 
 
 def order_item(order: dict[str, Any]) -> dict[str, Any]:

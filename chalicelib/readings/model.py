@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from chalicelib.clock import iso_utc
 from chalicelib.readings import keys
 from chalicelib.validation import text_problem
 
@@ -174,15 +173,3 @@ class Reading(BaseModel):
             self.remote_dest,
             str(self.remote_avg),
         ]
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "reading_id": self.reading_id,
-            "location": self.location,
-            "source": self.source,
-            "timestamp": iso_utc(self.timestamp),
-            "local_dest": self.local_dest,
-            "local_avg": self.local_avg,
-            "remote_dest": self.remote_dest,
-            "remote_avg": self.remote_avg,
-        }
