@@ -23,6 +23,9 @@
   ``python -m localcloud reset``), the old checkpoints mean nothing on it: it
   reads the new stream from ``TRIM_HORIZON``. Until a read succeeds it retries
   with a growing pause, quietly.
+
+Opening and recovery are :mod:`localcloud.runtime.streamreader`'s; the record
+sent to the on-failure queue is :mod:`localcloud.runtime.streamfailure`'s.
 """
 
 from __future__ import annotations
@@ -30,11 +33,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import logging
-import threading
 import time
-import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,23 +41,29 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from localcloud.runtime.context import ACCOUNT_ID
 from localcloud.runtime.filters import RecordFilter
-from localcloud.runtime.invoke import ABORTED, Invoker, Stats
-from localcloud.runtime.poller import Poller
+from localcloud.runtime.invoke import ABORTED
 from localcloud.runtime.responses import InvalidBatchResponse, failed_identifiers
+from localcloud.runtime.streamfailure import RECORD_AGE_EXCEEDED, RETRY_EXHAUSTED, failure_record
+from localcloud.runtime.streamreader import (
+    ShardState,
+    StreamReader,
+    StreamUnreadable,
+    log,
+    sequence_number,
+    table_name,
+)
 
-log = logging.getLogger(__name__)
+# Imported from here by the runtime, the lag monitor and the tools.
+__all__ = [
+    "PollerPosition",
+    "ShardPosition",
+    "StreamPoller",
+    "StreamSource",
+    "lambda_record",
+    "table_name",
+]
 
-RETRY_EXHAUSTED = "RetryAttemptsExhausted"
-RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 GET_RECORDS_LIMIT = 1000
-# Pauses between attempts to re-open a stream that cannot be read: the first
-# retry is at once (an expired iterator needs nothing else), then they grow.
-REOPEN_PAUSE_SECONDS = 0.5
-REOPEN_PAUSE_MAX_SECONDS = 5.0
-
-# (function ARN, stream ARN, shard id) -> last checkpointed sequence number.
-_CHECKPOINTS: dict[tuple[str, str, str], str] = {}
-_CHECKPOINTS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -123,19 +128,6 @@ def lambda_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     return record
 
 
-def _sequence(record: dict[str, Any]) -> str:
-    return record["dynamodb"]["SequenceNumber"]
-
-
-def table_name(stream_arn: str) -> str:
-    """``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL`` -> NAME."""
-    return stream_arn.split(":", 5)[5].split("/")[1]
-
-
-class StreamUnreadable(Exception):
-    """DynamoDB Streams refused a read; the cause is chained."""
-
-
 @dataclass(frozen=True)
 class ShardPosition:
     """Where a mapping stands on one shard, as the lag monitor needs it."""
@@ -157,140 +149,10 @@ class PollerPosition:
     failing_since: float | None  # time.time() of the first refused read in a row
 
 
-def _one_line(message: str, limit: int = 200) -> str:
-    """An error for a log line or a status cell (moto's 500 answers are whole HTML pages)."""
-    flat = " ".join(message.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+class StreamPoller(StreamReader):
+    """Reads each shard in order and invokes the function with Lambda's batch semantics."""
 
-
-@dataclass
-class _Shard:
-    shard_id: str
-    iterator: str | None
-    buffer: list[dict[str, Any]] = field(default_factory=list)
-    # Batches taken from the buffer (or halves of them) waiting to succeed, in order.
-    batches: deque[list[dict[str, Any]]] = field(default_factory=deque)
-    attempts: int = 0
-    buffered_since: float | None = None
-    caught_up: bool = False
-
-
-def _last_held(shard: _Shard) -> str | None:
-    """The sequence number of the last record the shard has read and still holds."""
-    if shard.buffer:
-        return _sequence(shard.buffer[-1])
-    if shard.batches and shard.batches[-1]:
-        return _sequence(shard.batches[-1][-1])
-    return None
-
-
-class StreamPoller(Poller):
     name = "stream"
-
-    def __init__(
-        self,
-        source: StreamSource,
-        invoker: Invoker,
-        streams: Any,
-        tables: Any,
-        sqs: Any,
-        stats: Stats,
-        stopping: threading.Event,
-        poll_interval: float,
-    ):
-        super().__init__(source.function, stopping, poll_interval)
-        self.source = source
-        self._invoker = invoker
-        self._streams = streams
-        self._sqs = sqs
-        self._stats = stats
-        self._tables = tables
-        # The stream read: the declared one, until the table gets a new stream.
-        self.stream_arn = source.stream_arn
-        self._shards: list[_Shard] | None = None
-        self._reopen = False
-        self._read_error: str | None = None
-        self._failing_since: float | None = None
-        self._refusals = 0
-
-    def _key(self, shard_id: str) -> tuple[str, str, str]:
-        return (self.source.function_arn, self.stream_arn, shard_id)
-
-    def checkpoint(self, shard_id: str) -> str | None:
-        with _CHECKPOINTS_LOCK:
-            return _CHECKPOINTS.get(self._key(shard_id))
-
-    # -- opening and re-opening the stream ----------------------------------------
-
-    def _open(self, previous: list[_Shard] | None) -> list[_Shard]:
-        """Describe the stream and take an iterator for each shard.
-
-        With ``previous`` (a re-open after a refused read), a shard goes on after
-        the last record it holds or its checkpoint, keeping its batches and retry
-        count; if the table now has another stream, everything starts afresh from
-        ``TRIM_HORIZON`` of the new one.
-        """
-        try:
-            if previous is None:
-                self._adopt_current_stream()
-            fresh_stream = previous is not None and self._follow_new_stream()
-            if fresh_stream:
-                previous = None
-            description = self._streams.describe_stream(StreamArn=self.stream_arn)
-            held = {s.shard_id: s for s in previous or ()}
-            shards = []
-            for shard in description["StreamDescription"]["Shards"]:
-                shard_id = shard["ShardId"]
-                kept = held.get(shard_id) or _Shard(shard_id=shard_id, iterator=None)
-                after = _last_held(kept) or self.checkpoint(shard_id)
-                args: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard_id}
-                if after:
-                    args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
-                elif fresh_stream:
-                    args["ShardIteratorType"] = "TRIM_HORIZON"
-                else:
-                    args["ShardIteratorType"] = self.source.starting_position
-                kept.iterator = self._streams.get_shard_iterator(**args)["ShardIterator"]
-                shards.append(kept)
-        except (ClientError, BotoCoreError) as error:
-            raise StreamUnreadable(str(error)) from error
-        return shards
-
-    def _adopt_current_stream(self) -> None:
-        """Read the table's stream now, even if the app names an older one.
-
-        ``app.py`` reads the stream ARN when it is imported, once per process.
-        A process that runs a second local cloud (a test run, with a moto of its
-        own) has a new table and stream by then; resuming after a checkpoint of
-        the old stream would skip the new one's first records, whose sequence
-        numbers restart where the old ones did. In AWS the mapping's ARN is the
-        table's stream, and this changes nothing.
-        """
-        table = self._tables.describe_table(TableName=table_name(self.stream_arn))["Table"]
-        current = table.get("LatestStreamArn")
-        if current and current != self.stream_arn:
-            log.info(
-                "%s: reading table %s's current stream %s",
-                self.function,
-                table["TableName"],
-                current,
-            )
-            self.stream_arn = current
-
-    def _follow_new_stream(self) -> bool:
-        """True (and the new stream adopted) if the table's stream is no longer the one read."""
-        table = self._tables.describe_table(TableName=table_name(self.stream_arn))["Table"]
-        current = table.get("LatestStreamArn")
-        if not current or current == self.stream_arn:
-            return False
-        log.warning(
-            "%s: table %s has a new stream %s; reading it from TRIM_HORIZON",
-            self.function,
-            table["TableName"],
-            current,
-        )
-        self.stream_arn = current
-        return True
 
     def poll(self) -> None:
         try:
@@ -310,30 +172,6 @@ class StreamPoller(Poller):
             self._found_work()
         else:
             self._wait_idle()
-
-    def _refused(self, error: StreamUnreadable) -> None:
-        """A read failed: re-open at the next poll; one warning per run of failures."""
-        self._reopen = True
-        self._read_error = _one_line(str(error))
-        if self._failing_since is None:
-            self._failing_since = time.time()
-            log.warning(
-                "%s: cannot read stream %s (%s); re-opening it from the checkpoint",
-                self.function,
-                self.stream_arn,
-                self._read_error,
-            )
-        else:
-            log.debug("%s: stream still unreadable: %s", self.function, self._read_error)
-        pause = REOPEN_PAUSE_SECONDS * 2 ** min(self._refusals, 8)
-        self._refusals += 1
-        if self._refusals > 1:
-            self._stopping.wait(min(pause, REOPEN_PAUSE_MAX_SECONDS))
-
-    def _readable(self) -> None:
-        if self._failing_since is not None:
-            log.info("%s: reading stream %s again", self.function, self.stream_arn)
-        self._read_error, self._failing_since, self._refusals = None, None, 0
 
     def position(self) -> PollerPosition | None:
         """A consistent-enough copy of where this mapping stands (for the lag monitor)."""
@@ -362,7 +200,7 @@ class StreamPoller(Poller):
             failing_since=self._failing_since,
         )
 
-    def _step(self, shard: _Shard) -> bool:
+    def _step(self, shard: ShardState) -> bool:
         fetched = self._fetch(shard)
         batch = self._next_batch(shard)
         if batch is None:
@@ -374,7 +212,7 @@ class StreamPoller(Poller):
             self._end()
         return True
 
-    def _fetch(self, shard: _Shard) -> bool:
+    def _fetch(self, shard: ShardState) -> bool:
         if shard.iterator is None or len(shard.buffer) >= self.source.batch_size:
             return False
         try:
@@ -395,7 +233,7 @@ class StreamPoller(Poller):
         shard.buffer.extend(kept)
         return bool(records)
 
-    def _next_batch(self, shard: _Shard) -> list[dict[str, Any]] | None:
+    def _next_batch(self, shard: ShardState) -> list[dict[str, Any]] | None:
         if not shard.batches and shard.buffer:
             full = len(shard.buffer) >= self.source.batch_size
             waited = time.monotonic() - (shard.buffered_since or 0) >= self.source.window_seconds
@@ -408,7 +246,7 @@ class StreamPoller(Poller):
 
     # -- one batch ----------------------------------------------------------------
 
-    def _process(self, shard: _Shard, batch: list[dict[str, Any]]) -> None:
+    def _process(self, shard: ShardState, batch: list[dict[str, Any]]) -> None:
         source = self.source
         max_age = source.maximum_record_age_seconds
         if max_age is not None:
@@ -424,7 +262,7 @@ class StreamPoller(Poller):
         if not outcome.ok:
             failed_from, whole = 0, True
         elif source.report_batch_item_failures:
-            sequences = [_sequence(r) for r in batch]
+            sequences = [sequence_number(r) for r in batch]
             try:
                 failed = failed_identifiers(outcome.response, sequences)
             except InvalidBatchResponse as error:
@@ -453,59 +291,30 @@ class StreamPoller(Poller):
             return
         shard.batches[0] = rest
 
-    def _complete(self, shard: _Shard, batch: list[dict[str, Any]]) -> None:
+    def _complete(self, shard: ShardState, batch: list[dict[str, Any]]) -> None:
         shard.batches.popleft()
         shard.attempts = 0
         self._checkpoint(shard, batch[-1])
 
-    def _checkpoint(self, shard: _Shard, record: dict[str, Any]) -> None:
-        with _CHECKPOINTS_LOCK:
-            _CHECKPOINTS[self._key(shard.shard_id)] = _sequence(record)
-
-    def _discard(self, shard: _Shard, batch: list[dict[str, Any]], condition: str) -> None:
+    def _discard(self, shard: ShardState, batch: list[dict[str, Any]], condition: str) -> None:
         """Give up on a batch: describe it to the on-failure destination, move on."""
         log.warning("%s: discarding %d stream records (%s)", self.function, len(batch), condition)
         if self.source.on_failure_url:
             self._sqs.send_message(
                 QueueUrl=self.source.on_failure_url,
-                MessageBody=json.dumps(self._failure_record(shard, batch, condition)),
+                MessageBody=json.dumps(
+                    failure_record(
+                        self.source.function_arn,
+                        self.stream_arn,
+                        shard.shard_id,
+                        shard.attempts,
+                        batch,
+                        condition,
+                    )
+                ),
             )
         shard.batches[0] = batch
         self._complete(shard, batch)
-
-    def _failure_record(
-        self, shard: _Shard, batch: list[dict[str, Any]], condition: str
-    ) -> dict[str, Any]:
-        """What Lambda sends to a stream mapping's on-failure destination."""
-
-        def iso(record: dict[str, Any]) -> str:
-            seconds = record["dynamodb"].get("ApproximateCreationDateTime", time.time())
-            return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
-
-        return {
-            "requestContext": {
-                "requestId": str(uuid.uuid4()),
-                "functionArn": self.source.function_arn,
-                "condition": condition,
-                "approximateInvokeCount": shard.attempts,
-            },
-            "responseContext": {
-                "statusCode": 200,
-                "executedVersion": "$LATEST",
-                "functionError": "Unhandled",
-            },
-            "version": "1.0",
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-            "DDBStreamBatchInfo": {
-                "shardId": shard.shard_id,
-                "startSequenceNumber": _sequence(batch[0]),
-                "endSequenceNumber": _sequence(batch[-1]),
-                "approximateArrivalOfFirstRecord": iso(batch[0]),
-                "approximateArrivalOfLastRecord": iso(batch[-1]),
-                "batchSize": len(batch),
-                "streamArn": self.stream_arn,
-            },
-        }
 
     def is_idle(self) -> bool:
         if self.busy or self._shards is None:
