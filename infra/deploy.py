@@ -144,6 +144,7 @@ def account(clients: Any) -> Account:
 
 def deploy(clients: Any, config: StageConfig, stack: Stack, project_dir: Path) -> dict[str, Any]:
     """The whole deploy; returns the outputs and the mapping changes it made."""
+    config.require_deployable()
     outputs = Provisioner(clients).apply(stack)
     target = account(clients)
     write_policy_files(project_dir, config, stack, lambda f: iam.fill(iam.policy(stack, f), target))
