@@ -516,14 +516,9 @@ def event_properties(stack: Stack, source: EventSourceSettings) -> tuple[str, di
 
 
 def cfn_policy(document: dict[str, Any]) -> dict[str, Any]:
-    """An :mod:`infra.iam` document with each ARN template wrapped in ``Fn::Sub``."""
-    return {
-        "Version": document["Version"],
-        "Statement": [
-            {**s, "Resource": [sub(r) if "${" in r else r for r in s["Resource"]]}
-            for s in document["Statement"]
-        ],
-    }
+    """An :mod:`infra.iam` document with each ARN template (in resources and
+    condition values) wrapped in ``Fn::Sub``."""
+    return iam.map_strings(document, sub)
 
 
 def _function_patches(stack: Stack) -> Template:
