@@ -58,6 +58,8 @@ STREAM_CONSUMER_ACTIONS = (
 # retention; without CreateLogGroup, Lambda cannot make one that never expires.
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 LEADING_KEYS = "dynamodb:LeadingKeys"
+# Lambda's active tracing sends segments with the function's role.
+TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
 # Each function's own records in the idempotency table, by key prefix.
 ORDER_KEYS = key_record_id("")
@@ -152,7 +154,29 @@ class IdentityAccess:
         )
 
 
-Grant = TableAccess | ObjectAccess | QueueAccess | TopicAccess | IdentityAccess
+@dataclass(frozen=True)
+class KeyAccess:
+    """KMS actions on a declared key, only through one service (SNS encrypting a topic).
+
+    The key's ARN is minted at creation, so the grant names the account's keys
+    and narrows them to the one carrying the declared alias.
+    """
+
+    key_key: str
+    actions: str
+    via_service: str
+
+    def statement(self, stack: Stack) -> dict[str, Any]:
+        key = stack.kms_key(self.key_key)
+        statement = _statement(f"Key{_camel(self.key_key)}", "kms", self.actions, [arns.keys()])
+        statement["Condition"] = {
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": [key.alias]},
+            "StringEquals": {"kms:ViaService": f"{self.via_service}.{arns.REGION}.amazonaws.com"},
+        }
+        return statement
+
+
+Grant = TableAccess | ObjectAccess | QueueAccess | TopicAccess | IdentityAccess | KeyAccess
 
 _INGEST: tuple[Grant, ...] = (
     # GetObjectVersion: the bucket is versioned and S3 events name the version.
@@ -189,7 +213,11 @@ ACCESS: dict[str, tuple[Grant, ...]] = {
         # A message no retry can fix goes to the DLQ at once, with its reason.
         QueueAccess("order-intake", "SendMessage GetQueueUrl", dlq=True),
     ),
-    "publish_order_events": (TopicAccess("order-events", "Publish"),),
+    "publish_order_events": (
+        TopicAccess("order-events", "Publish"),
+        # The topic is encrypted: SNS encrypts each message with the caller's rights.
+        KeyAccess("data", "GenerateDataKey Decrypt", via_service="sns"),
+    ),
     "update_inventory": (
         # Reservation, release and consumption: the order, its products and the
         # event's marker in one TransactWriteItems (authorized per item).
@@ -236,6 +264,9 @@ def policy(stack: Stack, function: str) -> dict[str, Any]:
         arns.log_streams(declared.physical_name),
     ]
     statements = [_statement("Logs", "logs", "", log_resources, LOG_ACTIONS)]
+    if declared.tracing:
+        # X-Ray's write actions cannot be scoped to a resource: IAM accepts only "*".
+        statements.append(_statement("Tracing", "xray", "", ["*"], TRACING_ACTIONS))
     statements += [grant.statement(stack) for grant in ACCESS[function]]
     statements += _consumer_statements(stack, function)
     return {"Version": POLICY_VERSION, "Statement": _merge_same_sid(statements)}
@@ -385,18 +416,22 @@ def conditions_hold(conditions: dict[str, dict[str, Any]], context: Context) -> 
     """IAM's rules: every operator and key must hold; a key's listed values are alternatives.
 
     ``ForAllValues:`` holds when each of the request's values matches one of
-    them, and so when the request carries none; a plain operator needs the key.
+    them, and so when the request carries none; ``ForAnyValue:`` when at least
+    one does; a plain operator needs the key.
     """
     for operator, keys in conditions.items():
         qualifier, _, name = operator.rpartition(":")
         match = OPERATORS.get(name)
-        if match is None or qualifier not in ("", "ForAllValues"):
+        if match is None or qualifier not in ("", "ForAllValues", "ForAnyValue"):
             raise ValueError(f"condition operator {operator} is not evaluated here")
         for key, wanted in keys.items():
             patterns = wanted if isinstance(wanted, list) else [wanted]
             values = context.get(key)
             if qualifier == "ForAllValues":
                 if not all(any(match(v, p) for p in patterns) for v in values or []):
+                    return False
+            elif qualifier == "ForAnyValue":
+                if not any(match(v, p) for v in values or [] for p in patterns):
                     return False
             elif not values or not any(match(values[0], p) for p in patterns):
                 return False

@@ -71,6 +71,22 @@ class StageConfig:
             )
         )
 
+    def reserved_concurrency(self, function: str) -> int | None:
+        value = self._function(function).get(
+            "reserved_concurrency", self._stage.get("reserved_concurrency")
+        )
+        return None if value is None else int(value)
+
+    def xray(self, function: str) -> bool:
+        return bool(
+            self._function(function).get(
+                "xray", self._stage.get("xray", self.raw.get("xray", False))
+            )
+        )
+
+    def api_gateway_stage(self) -> str:
+        return self._stage.get("api_gateway_stage", self.raw.get("api_gateway_stage", "api"))
+
     def settings(self) -> Settings:
         return Settings.from_env(self.environment())
 
