@@ -10,7 +10,7 @@ deploy`` against an existing bucket, and Terraform). Both call the same code.
 from chalice import Chalice, CORSConfig, IAMAuthorizer, Response
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import rest
+from chalicelib import audit, rest
 from chalicelib.concurrency import MAXIMUM_CONCURRENCY
 from chalicelib.config import UPLOADS_PREFIX, Settings
 from chalicelib.observability import invocation, logger
@@ -64,6 +64,12 @@ def _json(status, body, headers=None):
     return Response(
         body=rest.to_json(body), status_code=status, headers={**rest.JSON_HEADERS, **headers}
     )
+
+
+@app.middleware("http")
+def audit_trail(event, get_response):
+    # Registered first, so it sees the final status of every request.
+    return audit.around(event, get_response)
 
 
 @app.middleware("http")

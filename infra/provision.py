@@ -134,8 +134,12 @@ class Provisioner:
                 outputs.tables[table.key] = self._table_output(
                     ddb.describe_table(TableName=table.name)["Table"]
                 )
+            for key in stack.keys:
+                outputs.keys[key.key] = provision_keys.describe_key(self._clients, key)
         except ClientError as error:
             raise ProvisionError(f"stage {stack.stage} is not provisioned: {error}") from error
+        for group in stack.log_groups:
+            outputs.log_groups[group.key] = {"name": group.name}
         for bucket in stack.buckets:
             outputs.buckets[bucket.key] = {
                 "name": bucket.name,

@@ -41,8 +41,12 @@ def ensure_key(clients: Any, stack: Stack, key: Key, target: arns.Account) -> di
     else:
         kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy)
     kms.enable_key_rotation(KeyId=key_id)
-    arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
-    return {"alias": key.alias, "arn": arn, "id": key_id}
+    return describe_key(clients, key)
+
+
+def describe_key(clients: Any, key: Key) -> dict[str, str]:
+    metadata = clients("kms").describe_key(KeyId=key.alias)["KeyMetadata"]
+    return {"alias": key.alias, "arn": metadata["Arn"], "id": metadata["KeyId"]}
 
 
 def ensure_log_group(clients: Any, group: LogGroup, key_arn: str | None) -> dict[str, str]:
