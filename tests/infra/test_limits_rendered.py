@@ -146,6 +146,7 @@ def test_terraform_renders_the_same_limits(terraform_dirs, stage):
         block = chalice["aws_lambda_function"][function.name]
         assert block.get("reserved_concurrent_executions") == function.reserved_concurrency
         assert block["tracing_config"] == {"mode": "Active"}
+        assert block["architectures"] == ["arm64"]
     groups = {g["name"]: g for g in resources["aws_cloudwatch_log_group"].values()}
     assert {n: g["retention_in_days"] for n, g in groups.items()} == {
         g.name: g.retention_days for g in stack.log_groups
