@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv run test lint format clean bench bench-quick
+.PHONY: venv run test lint format clean bench bench-quick browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,20 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) -m localcloud up
 
-test: venv checkov-venv
+test: venv checkov-venv browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q --durations=15
+
+# The console's browser tests (tests/console) drive Debian's chromium through
+# Playwright; Playwright's own browser download needs the internet.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "tests/console need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; \
+	fi
 
 # Benchmarks (benchmarks/): writes benchmarks/results.json, report.md and plots/.
 bench: venv

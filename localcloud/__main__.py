@@ -1,7 +1,9 @@
-"""``python -m localcloud up [--no-api]|status|upload|reset``.
+"""``python -m localcloud up [--no-api]|console|status|upload|reset``.
 
 ``up`` runs the local cloud in the foreground (``make run``); with
-``--no-api`` it leaves the REST API to ``chalice local --stage local``. The other
+``--no-api`` it leaves the REST API to ``chalice local --stage local``.
+``console`` serves the web console alone, for a local cloud already running
+(``make run`` serves it too). The other
 commands are ``python -m ops`` aimed at the local cloud: they default
 ``AWS_ENDPOINT_URL`` and the dummy credentials to the local endpoint
 (``EVENTFLOW_AWS_PORT``) and the stage to ``local``.
@@ -21,7 +23,7 @@ FORWARDED = ("status", "upload", "reset")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
-    parser.add_argument("command", choices=("up", *FORWARDED))
+    parser.add_argument("command", choices=("up", "console", *FORWARDED))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of an ops command")
     args = parser.parse_args(argv)
     if args.command == "up":
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from localcloud.up import main as up
 
         return up(serve_api="--no-api" not in args.args)
+    if args.command == "console":
+        from localcloud.console.cli import main as console
+
+        return console()
 
     port = os.environ.get("EVENTFLOW_AWS_PORT") or str(LOCAL_AWS_PORT)
     for name, value in aws_exports(f"http://127.0.0.1:{port}").items():

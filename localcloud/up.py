@@ -22,10 +22,13 @@ from types import FrameType
 from rich.console import Console
 
 from chalicelib.aws import LOCAL_AWS_PORT
-from localcloud.cloud import LocalCloud, PortInUseError
+from localcloud.cloud import LocalCloud, PortInUseError, check_port_free
+from localcloud.console.cli import console_port
+from localcloud.console.server import ConsoleServer
 from localcloud.demo import run_demo
 from localcloud.demo_orders import run_orders_demo
 from localcloud.live import run_live
+from ops.target import Target
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -49,7 +52,9 @@ def _install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
-def _print_ready(cloud: LocalCloud, console: Console, seconds: float) -> None:
+def _print_ready(
+    cloud: LocalCloud, console: Console, seconds: float, web: ConsoleServer | None = None
+) -> None:
     # The lines with the endpoints carry the bound ports (port 0 picks free
     # ones), so scripts and tests can read them: "API (...): URL", "AWS (...): URL".
     say = {"markup": False, "highlight": False, "soft_wrap": True}
@@ -61,6 +66,8 @@ def _print_ready(cloud: LocalCloud, console: Console, seconds: float) -> None:
         port = "" if cloud.aws_port == LOCAL_AWS_PORT else f"EVENTFLOW_AWS_PORT={cloud.aws_port} "
         console.print(f"    {port}chalice local --stage local", **say)
     console.print(f"  AWS (moto):          {cloud.aws_endpoint}", **say)
+    if web is not None:
+        console.print(f"  Console (browser):   {web.url}", **say)
     console.print("Point the aws CLI and boto3 at it with:", **say)
     for line in cloud.export_lines():
         console.print(f"  {line}", **say)
@@ -77,6 +84,7 @@ def main(
     console = console or Console()
     aws_port = _port(environ, "EVENTFLOW_AWS_PORT", LOCAL_AWS_PORT)
     api_port = _port(environ, "EVENTFLOW_API_PORT", 8000)
+    web_port = console_port(environ)
     demo = environ.get("EVENTFLOW_DEMO", "1") != "0"
 
     stop = threading.Event()
@@ -85,12 +93,18 @@ def main(
     console.print("starting the eventflow local cloud...", highlight=False)
     cloud = LocalCloud(aws_port=aws_port, api_port=api_port, serve_api=serve_api, moto_process=True)
     try:
+        check_port_free("127.0.0.1", web_port, "EVENTFLOW_CONSOLE_PORT")
         cloud.start()
     except PortInUseError as error:
         console.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
         return 2
+    web = None
     try:
-        _print_ready(cloud, console, time.monotonic() - started)
+        web = ConsoleServer(
+            Target(stage=cloud.stage, clients=cloud.clients), cloud.api_endpoint, web_port
+        )
+        web.start()
+        _print_ready(cloud, console, time.monotonic() - started, web)
         if demo and not stop.is_set():
             run_demo(cloud, console, should_stop=stop.is_set)
         if demo and not stop.is_set():
@@ -99,6 +113,8 @@ def main(
             run_live(cloud, console, stop)
     finally:
         console.print("stopping...", highlight=False)
+        if web is not None:
+            web.stop()
         cloud.stop()
         console.print("stopped", highlight=False)
     return 0

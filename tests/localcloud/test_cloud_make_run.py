@@ -28,6 +28,7 @@ EXIT_LIMIT = 20.0
 DEMO_FINISHED = re.compile(r"demo: ingest ([0-9a-f]+) ([A-Z_]+):")
 API_LINE = re.compile(r"API \(Chalice local\): http://127\.0\.0\.1:(\d+)")
 AWS_LINE = re.compile(r"AWS \(moto\): +http://127\.0\.0\.1:(\d+)")
+CONSOLE_LINE = re.compile(r"Console \(browser\): +http://127\.0\.0\.1:(\d+)")
 
 
 def bound_ports(text: str) -> tuple[int, int] | None:
@@ -65,6 +66,7 @@ def test_make_run_serves_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
         **os.environ,
         "EVENTFLOW_AWS_PORT": "0",
         "EVENTFLOW_API_PORT": "0",
+        "EVENTFLOW_CONSOLE_PORT": "0",
         "EVENTFLOW_DEMO": "1",
         "PYTHONUNBUFFERED": "1",
     }
@@ -85,6 +87,11 @@ def test_make_run_serves_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
         )
         assert 0 not in (aws_port, api_port)
         wait_for(lambda: get(api_port, "/health")[0] == 200, STARTUP_LIMIT, "/health", process)
+        console_port = int(CONSOLE_LINE.search(log.read_text()).group(1))
+        status, health = get(console_port, "/api/health")
+        assert (
+            status == 200 and health["ready"] and health["api_endpoint"].endswith(f":{api_port}")
+        ), health
 
         # The demo prints the job's id and state once the job is over.
         finished = wait_for(
@@ -107,4 +114,4 @@ def test_make_run_serves_runs_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{aws_port}" in text
     assert f"curl http://127.0.0.1:{api_port}/readings/lab-01" in text
     assert "stopped" in text
-    assert port_is_free(aws_port) and port_is_free(api_port)
+    assert port_is_free(aws_port) and port_is_free(api_port) and port_is_free(console_port)

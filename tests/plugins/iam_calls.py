@@ -17,8 +17,9 @@ of an event handler (``write_readings``...) in ``app.py`` or in
 a module of :data:`HANDLER_MODULES`, which names that function; failing that, any
 other ``app.py`` frame is a route, served by ``api_handler``. Stacks do not
 cross threads, and s3transfer uploads in worker threads, so the handlers in
-:data:`HANDLER_MODULES` are also wrapped to note, process-wide, which one is
-running; a call from another thread is attributed to it.
+:data:`HANDLER_MODULES` are also wrapped to note which one is running: in a
+context variable, which s3transfer's workers inherit, and process-wide, for
+any other thread (a call from it is attributed to the last one started).
 Tests that drive ``chalicelib`` directly can say whom they stand for with
 ``recorder.acting_as("write_readings")``. Unattributed calls are not checked.
 
@@ -77,6 +78,12 @@ DEFAULT_ACCOUNT = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 
 _acting_as: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "iam_acting_as", default=None
+)
+# The wrapped handler whose call this context descends from. s3transfer runs its
+# workers in a copy of the submitting thread's context, so an upload's calls
+# carry the handler that started them even while other handlers run meanwhile.
+_handler_running: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "iam_handler_running", default=None
 )
 
 # API operations whose IAM action has another name.
@@ -153,7 +160,7 @@ class Recorder:
     def record(self, params: dict[str, Any], model: Any, region: str) -> None:
         if _acting_as.get() is None and _platform_on_stack():
             return
-        function = _acting_as.get() or _function_on_stack()
+        function = _acting_as.get() or _function_on_stack() or _handler_running.get()
         if (
             function is None
             and self.running
@@ -204,9 +211,11 @@ class Recorder:
                 @functools.wraps(original)
                 def wrapper(*args, _original=original, _name=name, **kwargs):
                     self.running.append(_name)
+                    token = _handler_running.set(_name)
                     try:
                         return _original(*args, **kwargs)
                     finally:
+                        _handler_running.reset(token)
                         self.running.pop()
 
                 setattr(module, name, wrapper)
