@@ -490,8 +490,18 @@ def api_stage(stack: Stack, blocks: Blocks) -> None:
 
 
 def api_stage_override(stack: Stack) -> Blocks:
-    # null unsets the argument: the stage above owns the name.
-    return {"aws_api_gateway_deployment": {"rest_api": {"stage_name": None}}}
+    # null unsets an argument: the stage above owns the name. Chalice forces a
+    # new deployment when the API changes through stage_description, which
+    # only applies with stage_name; triggers do the same without it.
+    return {
+        "aws_api_gateway_deployment": {
+            "rest_api": {
+                "stage_name": None,
+                "stage_description": None,
+                "triggers": {"redeployment": "${md5(local.chalice_api_swagger)}"},
+            }
+        }
+    }
 
 
 def override(stack: Stack) -> dict[str, Any]:

@@ -156,7 +156,9 @@ def test_terraform_renders_the_same_limits(terraform_dirs, stage):
     assert settings["throttling_burst_limit"] == stack.api.burst_limit
     stage_block = resources["aws_api_gateway_stage"]["rest_api"]
     assert stage_block["access_log_settings"][0]["format"] == stack.api.ACCESS_LOG_FORMAT
-    assert override["aws_api_gateway_deployment"]["rest_api"] == {"stage_name": None}
+    deployment = override["aws_api_gateway_deployment"]["rest_api"]
+    assert deployment["stage_name"] is None and deployment["stage_description"] is None
+    assert "chalice_api_swagger" in deployment["triggers"]["redeployment"]
     for topic in resources["aws_sns_topic"].values():
         assert topic["kms_master_key_id"] == "${aws_kms_key.data.arn}"
     assert resources["aws_kms_key"]["data"]["enable_key_rotation"] is True
