@@ -288,7 +288,13 @@ class Function:
     physical_name: str
     timeout: int
     memory_size: int
-    # From .chalice/config.json, which Chalice renders; the reasons are in docs/deploy.md.
+    # From .chalice/config.json (JSON holds no comments), which Chalice
+    # renders in every path. Only prod reserves: each SQS consumer exactly its
+    # MaximumConcurrency (less throttles the poller, and throttled messages
+    # count as receives on the way to the DLQ), the API 20 so the workers
+    # cannot starve it nor it them, the stream publisher 10 (one invocation
+    # per shard). dev reserves nothing: a new account's quota is 10, and AWS
+    # keeps 100 unreserved. docs/deploy.md has the table.
     reserved_concurrency: int | None = None
     # X-Ray active tracing (the stage's "xray" in .chalice/config.json).
     tracing: bool = False
