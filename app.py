@@ -154,12 +154,13 @@ def change_reading(location, reading_id):
     return _respond(operation, location, reading_id, *_request())
 
 
-@app.route("/ingests", methods=["GET"], cors=cors)
+# Jobs name the uploaders' files, object versions and the rejects reports.
+@app.route("/ingests", methods=["GET"], authorizer=iam_auth, cors=cors)
 def list_ingests():
     return _respond(readings_api.list_ingests, *_request())
 
 
-@app.route("/ingests/{ingest_id}", methods=["GET"], cors=cors)
+@app.route("/ingests/{ingest_id}", methods=["GET"], authorizer=iam_auth, cors=cors)
 def get_ingest(ingest_id):
     return _respond(readings_api.get_ingest, ingest_id, *_request())
 

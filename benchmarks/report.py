@@ -153,6 +153,8 @@ def plot_cost(cost: dict[str, Any], out_dir: Path) -> str:
 
 
 def headline(results: dict[str, Any]) -> list[list[str]]:
+    from benchmarks import orders_load_report  # it draws with this module's helpers
+
     rows = []
     calls = results.get("calls")
     if calls:
@@ -165,6 +167,7 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
                 "within 1.1x",
             ]
         )
+    rows += orders_load_report.headline_rows(results.get("orders_load"))
     throughput = results.get("throughput")
     if throughput:
         for run in throughput["runs"]:
@@ -279,6 +282,8 @@ def where_the_time_goes(throughput: dict[str, Any]) -> list[str]:
 
 def render(results: dict[str, Any], out_dir: Path) -> Path:
     """Write ``report.md`` and ``plots/*.png`` into ``out_dir``; returns the report's path."""
+    from benchmarks import orders_load_report  # it draws with this module's helpers
+
     machine = results["machine"]
     command = "python -m benchmarks" + (" --quick" if results["quick"] else "")
     rerun = results.get("only")
@@ -383,6 +388,7 @@ def render(results: dict[str, Any], out_dir: Path) -> Path:
                 "",
             ]
         parts += [f"![order calls]({plot_orders(orders, out_dir)})", ""]
+    parts += orders_load_report.section(results.get("orders_load"), out_dir)
     throughput = results.get("throughput")
     if throughput:
         raw = throughput["raw_batchwriteitem_items_per_s"]

@@ -31,6 +31,8 @@ FULL: dict[str, Any] = {
     "cold_runs": 9,
     "query_items": [1_000, 100_000],
     "package": True,
+    # Concurrent clients, and the orders each of them places at that level.
+    "orders_load": {1: 16, 8: 4, 16: 4},
 }
 # Tiny sizes, for the smoke test: every section runs, no figure means anything.
 QUICK: dict[str, Any] = {
@@ -43,6 +45,7 @@ QUICK: dict[str, Any] = {
     "cold_runs": 2,
     "query_items": [60, 120],
     "package": False,
+    "orders_load": {1: 4, 2: 4},
 }
 
 
@@ -148,6 +151,15 @@ def throughput(sizes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def orders_load(sizes: dict[str, Any]) -> dict[str, Any]:
+    """``benchmarks.orders_load``: orders/s end to end at each level of concurrent
+    clients, against moto alone serving the same calls."""
+    from benchmarks.orders_load import measure
+
+    levels = sizes["orders_load"]
+    return measure(list(levels), levels)
+
+
 def memory(sizes: dict[str, Any]) -> dict[str, Any]:
     """``benchmarks.memory``: each size ingested in a process of its own, timed."""
     from benchmarks import memory as measured
@@ -195,6 +207,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "calls": calls,
     "orders": orders,
     "throughput": throughput,
+    "orders_load": orders_load,
     "memory": memory,
     "cold_start": cold_start,
     "queries": queries,

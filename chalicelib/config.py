@@ -41,6 +41,15 @@ ORDERS_STREAM_ARN_VARIABLE = "EVENTFLOW_ORDERS_STREAM_ARN"
 # Notifications: the address order emails come from (an SES identity of the stage).
 MAIL_FROM_VARIABLE = "EVENTFLOW_MAIL_FROM"
 DEFAULT_MAIL_FROM = "orders@example.com"
+# Bounds on what one upload may cost (README, "Stage settings"): the rejects
+# report lists at most this many rows and bytes, and a presigned upload (and
+# the ingest, whatever wrote the object) takes at most this many bytes.
+REJECTS_MAX_ROWS_VARIABLE = "EVENTFLOW_REJECTS_MAX_ROWS"
+REJECTS_MAX_BYTES_VARIABLE = "EVENTFLOW_REJECTS_MAX_BYTES"
+UPLOAD_MAX_BYTES_VARIABLE = "EVENTFLOW_UPLOAD_MAX_BYTES"
+DEFAULT_REJECTS_MAX_ROWS = 10_000
+DEFAULT_REJECTS_MAX_BYTES = 5 * 1024 * 1024
+DEFAULT_UPLOAD_MAX_BYTES = 100 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -60,6 +69,9 @@ class Settings:
     orders_stream_arn_override: str | None = None
     # -- notifications: SES sends only from a verified identity (infra declares it).
     mail_from: str = DEFAULT_MAIL_FROM
+    rejects_max_rows: int = DEFAULT_REJECTS_MAX_ROWS
+    rejects_max_bytes: int = DEFAULT_REJECTS_MAX_BYTES
+    upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
 
     def __post_init__(self) -> None:
         if not self.stage or not self.stage.replace("-", "").isalnum():
@@ -71,6 +83,15 @@ class Settings:
         local, _, domain = self.mail_from.partition("@")
         if not local or "." not in domain or " " in self.mail_from:
             raise ConfigError(f"{MAIL_FROM_VARIABLE} {self.mail_from!r} must be an email address")
+        bounds = (
+            (REJECTS_MAX_ROWS_VARIABLE, self.rejects_max_rows, 1),
+            # Room for the header, one listed row and the truncation note.
+            (REJECTS_MAX_BYTES_VARIABLE, self.rejects_max_bytes, 4096),
+            (UPLOAD_MAX_BYTES_VARIABLE, self.upload_max_bytes, 1),
+        )
+        for variable, value, least in bounds:
+            if value < least:
+                raise ConfigError(f"{variable} {value} must be at least {least}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -87,6 +108,9 @@ class Settings:
             cors_origin=env.get("EVENTFLOW_CORS_ORIGIN") or None,
             orders_stream_arn_override=env.get(ORDERS_STREAM_ARN_VARIABLE) or None,
             mail_from=env.get(MAIL_FROM_VARIABLE) or DEFAULT_MAIL_FROM,
+            rejects_max_rows=_whole(env, REJECTS_MAX_ROWS_VARIABLE, DEFAULT_REJECTS_MAX_ROWS),
+            rejects_max_bytes=_whole(env, REJECTS_MAX_BYTES_VARIABLE, DEFAULT_REJECTS_MAX_BYTES),
+            upload_max_bytes=_whole(env, UPLOAD_MAX_BYTES_VARIABLE, DEFAULT_UPLOAD_MAX_BYTES),
         )
 
     def name(self, key: str) -> str:
@@ -168,6 +192,15 @@ class Settings:
     def notifications_queue(self) -> str:
         # Standard, not FIFO: emails need no order, and a standard queue scales.
         return self.name("notifications")
+
+
+def _whole(env: Mapping[str, str], variable: str, default: int) -> int:
+    text = env.get(variable)
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(f"{variable} {text!r} must be a whole number")
+    return int(text)
 
 
 def dlq_name(queue_name: str) -> str:

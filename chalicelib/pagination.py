@@ -15,6 +15,7 @@ import hashlib
 import json
 from typing import Any
 
+from chalicelib import jsontext
 from chalicelib.errors import BadRequest
 
 _VERSION = 1
@@ -34,7 +35,7 @@ def encode_cursor(query: dict[str, Any], position: Any) -> str:
 def decode_cursor(text: str, query: dict[str, Any]) -> Any:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        payload = json.loads(raw)
+        payload = jsontext.loads(raw)
     except (binascii.Error, ValueError):
         raise BadRequest.field("cursor", "is not a cursor this API issued") from None
     if not isinstance(payload, dict) or payload.get("v") != _VERSION or "p" not in payload:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
+from chalicelib import jsontext
 from chalicelib.aws import unavailable
 from chalicelib.errors import BadRequest, EventflowError, ValidationFailed
 from chalicelib.pagination import encode_cursor
@@ -78,18 +79,18 @@ def framework_error(status: int, message: str) -> dict[str, Any]:
     }
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def parse_body(raw: bytes | None) -> dict[str, Any]:
-    """A JSON object; numbers become Decimal so that no value passes through float."""
+    """A JSON object; numbers become Decimal so that no value passes through float.
+
+    Nesting is bounded (:mod:`chalicelib.jsontext`): a deep body is a 400, not
+    a 500; and a problem is told in our words, never the parser's.
+    """
     if not raw:
         raise BadRequest.field("body", "is required")
     try:
-        value = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest.field("body", f"is not valid JSON ({error})") from None
+        value = jsontext.loads(raw)
+    except jsontext.JsonTextError as error:
+        raise BadRequest.field("body", error.problem) from None
     if not isinstance(value, dict):
         raise ValidationFailed(
             "body must be a JSON object", [{"field": "body", "problem": "must be a JSON object"}]
@@ -124,7 +125,9 @@ def field(name: str, parse, value: Any) -> Any:
     try:
         return parse(value)
     except (ValueError, TypeError) as error:
-        problem = getattr(error, "message_template", None) or str(error)
+        # Our parsers raise pydantic's custom errors, whose template is our
+        # sentence; any other error's text is Python's, not shown.
+        problem = getattr(error, "message_template", None) or "is not valid"
         raise BadRequest.field(name, problem) from None
 
 

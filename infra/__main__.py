@@ -2,7 +2,9 @@
 
 Talks to whatever boto3 is configured for: ``AWS_ENDPOINT_URL`` for the local
 cloud (or a moto server standing in for AWS), or a real account through the
-usual AWS configuration. ``package`` makes no AWS call.
+usual AWS configuration; the ``local`` stage falls back to the local cloud's
+endpoint and dummy credentials where none are set
+(:func:`chalicelib.aws.local_defaults`). ``package`` makes no AWS call.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from chalicelib.aws import Clients
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.aws import Clients, local_defaults
 from chalicelib.config import ConfigError
 from infra.chalicecli import ChaliceError
 from infra.declaration import declare
@@ -60,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as error:  # no credentials, endpoint down, access denied
+        print(f"AWS error: {error}", file=sys.stderr)
+        return 1
     json.dump(result, sys.stdout, indent=2, sort_keys=True, default=str)
     print()
     return 0
@@ -74,7 +81,8 @@ def _run(args: argparse.Namespace, config: StageConfig, stack) -> dict:
         out = args.out or args.project_dir / "out" / default
         files = package(config, stack, args.project_dir, out, args.format)
         return {"written": [str(path) for path in files]}
-    clients = Clients()
+    # The local stage finds the local cloud without exports, as the API and ops do.
+    clients = Clients(defaults=local_defaults(args.stage))
     if args.command == "provision":
         return Provisioner(clients).apply(stack).to_dict()
     if args.command == "outputs":

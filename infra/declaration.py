@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from chalicelib.concurrency import MAXIMUM_CONCURRENCY
 from chalicelib.config import (
@@ -95,6 +96,17 @@ class Table:
         return [k for index in self.indexes for k in (index.partition_key, index.sort_key)]
 
 
+class MessageKind(StrEnum):
+    """What a queue's messages are; ``ops dlq peek`` decodes a queue's messages as its kind."""
+
+    READINGS_CHUNK = "readings-chunk"  # chalicelib.readings.chunks
+    S3_EVENT = "s3-event"  # S3's notification of an upload
+    ORDER_INTAKE = "order-intake"  # the partner feed, chalicelib.orders.intake
+    ORDER_EVENT = "order-event"  # a domain event, raw from SNS (chalicelib.orders.events)
+    STREAM_BATCH_FAILURE = "stream-batch-failure"  # Lambda's on-failure record of a stream batch
+    ASYNC_INVOKE_FAILURE = "async-invoke-failure"  # Lambda's record of an event it gave up on
+
+
 @dataclass(frozen=True)
 class Queue:
     """A queue together with its dead-letter queue; one cannot be declared without the other."""
@@ -105,6 +117,8 @@ class Queue:
     max_receive_count: int = MAX_RECEIVE_COUNT
     retention_seconds: int = SOURCE_RETENTION_SECONDS
     dlq_retention_seconds: int = DLQ_RETENTION_SECONDS
+    # What it and its DLQ hold; None only in tests' ad hoc stacks.
+    carries: MessageKind | None = None
 
     @property
     def fifo(self) -> bool:
@@ -421,6 +435,25 @@ class Stack:
     def queue(self, key: str) -> Queue:
         return _by_key(self.queues, key)
 
+    def carries(self, name: str) -> MessageKind | None:
+        """What the queue called ``name`` (a queue, its DLQ, or an on-failure queue) holds.
+
+        An on-failure queue holds what Lambda writes there, so its kind follows
+        from what names it as a destination: a stream mapping or an
+        asynchronously invoked function.
+        """
+        for queue in self.queues:
+            if name in (queue.name, queue.dlq_name):
+                return queue.carries
+        for failures in self.failure_queues:
+            if name != failures.name:
+                continue
+            if any(s.on_failure_queue_key == failures.key for s in self.event_sources):
+                return MessageKind.STREAM_BATCH_FAILURE
+            if any(a.on_failure_queue_key == failures.key for a in self.async_invokes):
+                return MessageKind.ASYNC_INVOKE_FAILURE
+        return None
+
     def failure_queue(self, key: str) -> FailureQueue:
         return _by_key(self.failure_queues, key)
 
@@ -511,11 +544,13 @@ def declare(config: StageConfig) -> Stack:
         key="ingest",
         name=settings.ingest_queue,
         visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("write_readings"),
+        carries=MessageKind.READINGS_CHUNK,
     )
     s3_events_queue = Queue(
         key="s3-events",
         name=settings.s3_events_queue,
         visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("ingest_from_queue"),
+        carries=MessageKind.S3_EVENT,
     )
 
     queues = [ingest_queue]
@@ -585,6 +620,7 @@ def declare(config: StageConfig) -> Stack:
         key="order-intake",
         name=settings.order_intake_queue,
         visibility_timeout=VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout("intake_orders"),
+        carries=MessageKind.ORDER_INTAKE,
     )
     # Lambda describes stream batches it gave up on here (the on-failure
     # destination); nothing consumes it, so its alarm fires on any message.
@@ -631,7 +667,14 @@ def declare(config: StageConfig) -> Stack:
     subscriptions: list[Subscription] = []
     for key, queue_name, function_name, filter_policy in order_event_consumers:
         timeout = VISIBILITY_TIMEOUT_FACTOR * config.lambda_timeout(function_name)
-        queues.append(Queue(key=key, name=queue_name, visibility_timeout=timeout))
+        queues.append(
+            Queue(
+                key=key,
+                name=queue_name,
+                visibility_timeout=timeout,
+                carries=MessageKind.ORDER_EVENT,
+            )
+        )
         subscriptions.append(
             Subscription(
                 key=key, topic_key="order-events", queue_key=key, filter_policy=filter_policy

@@ -2,10 +2,10 @@
 
 :class:`LocalCloud` starts, in this order, and stops in reverse:
 
-1. moto's server on ``127.0.0.1:aws_port``, with each service's requests
-   made atomic (:mod:`localcloud.motolocks`) and its per-request backend
-   lookup remembered (:mod:`localcloud.motospeed`), and the SES outbox at
-   ``/_aws/ses`` (:mod:`localcloud.outbox`);
+1. moto's server on ``127.0.0.1:aws_port``, patched by
+   ``motoprocess.prepare()`` (each service's requests made atomic, transactions
+   all or nothing, the speed-ups; undone when the cloud stops), and the SES
+   outbox at ``/_aws/ses`` (:mod:`localcloud.outbox`);
 2. the process environment: the endpoint, dummy credentials and the stage's
    variables, before ``app.py`` is imported (Chalice's own order);
 3. the resources, through the same code path as ``python -m infra provision``;
@@ -133,6 +133,7 @@ class LocalCloud:
         self._runtime_factory = runtime_factory
         self._env = EnvironmentPatch()
         self._moto: ThreadedMotoServer | MotoProcess | None = None
+        self._unprepare: Callable[[], None] | None = None
         self._api: ApiServer | None = None
         self.runtime: Any = None
         self.clients: Clients | None = None
@@ -216,7 +217,7 @@ class LocalCloud:
             self._moto.start()
             return
         # moto's backends lose writes under concurrent requests; the runtime makes them.
-        motoprocess.prepare()
+        self._unprepare = motoprocess.prepare()
         self._moto = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         self._moto.start()
         # The local outbox (GET/DELETE /_aws/ses) on moto's own host and port.
@@ -235,8 +236,14 @@ class LocalCloud:
         if self._moto is not None:
             self._stop_moto(self._moto)
             self._moto = None
-        self._env.restore()
-        _forget_cached_services()
+        unprepare, self._unprepare = self._unprepare, None
+        try:
+            if unprepare is not None:
+                # moto is patched per process: later clouds and tests get it as it was.
+                unprepare()
+        finally:
+            self._env.restore()
+            _forget_cached_services()
 
     @staticmethod
     def _stop_moto(moto: ThreadedMotoServer | MotoProcess) -> None:

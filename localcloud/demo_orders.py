@@ -70,8 +70,28 @@ def _order_body(lines: dict[str, int]) -> dict[str, Any]:
 def run_orders_demo(
     cloud: Any, console: Console, should_stop: Callable[[], bool]
 ) -> dict[str, dict[str, Any]] | None:
-    """Run the orders demo; returns the final orders by demo key (None if stopped)."""
+    """Run the orders demo; returns the final orders by demo key (None if stopped or skipped).
+
+    It is a client of the API, so without one (``up --no-api``) it only says
+    so. A failed request ends the demo with a line, never the local cloud.
+    """
     say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
+    if not cloud.api_endpoint:
+        say(
+            "demo: orders skipped: the API is not served (--no-api); once "
+            "`chalice local --stage local` serves it, place orders as docs/orders.md shows"
+        )
+        return None
+    try:
+        return _orders_demo(cloud, say, should_stop)
+    except OSError as error:  # urllib's URLError and HTTPError are OSErrors
+        say(f"demo: orders demo stopped: {error}", style="red")
+        return None
+
+
+def _orders_demo(
+    cloud: Any, say: Callable[..., None], should_stop: Callable[[], bool]
+) -> dict[str, dict[str, Any]] | None:
     base = cloud.api_endpoint
     try:
         for product_id, product in DEMO_PRODUCTS.items():

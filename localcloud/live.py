@@ -1,9 +1,10 @@
 """The status view that ``python -m localcloud up`` keeps showing until it is stopped.
 
 It is ``ops status``'s snapshot, plus the in-process runtime's own counters
-(timeouts, the last error). On a terminal it redraws in place (rich Live);
-otherwise (CI logs, a pipe) it prints one plain line now and then, because
-cursor movements would litter a log.
+(timeouts, the last error, and each stream mapping's records not yet
+processed). On a terminal it redraws in place (rich Live); otherwise (CI logs,
+a pipe) it prints one plain line now and then, because cursor movements would
+litter a log.
 """
 
 from __future__ import annotations

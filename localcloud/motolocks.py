@@ -4,32 +4,37 @@ moto's server handles each request on its own thread, but its backends were
 written for one caller at a time. Under the local cloud's concurrent batches
 that loses writes:
 
-* **DynamoDB.** ``TransactWriteItems`` deep-copies every table it touches
-  before it runs, and on a failed condition puts the copies back: every write
-  that other threads made to those tables meanwhile is undone (a redelivered
-  chunk's "already counted" transaction erased a sibling chunk's count). The
-  copy itself iterates the table while other threads change it, which raises
-  ``RuntimeError: dictionary changed size during iteration``; so can queries
-  and scans.
-* **SQS.** ``DeleteMessage`` rebuilds the queue's message list from a snapshot
-  and assigns it back; a message sent in between is lost. Moving a message to
-  the DLQ on receive races the same list.
-* **S3** keeps an object's versions in a list that a first ``PutObject`` of a
-  key creates with a read-then-write, and listings iterate dicts that puts
-  change. **SNS** iterates its subscriptions while publishing.
+* **DynamoDB.** A transaction checks its conditions, then writes
+  (:mod:`mototransactions`): another request between the two makes both of
+  two "only if absent" transactions succeed. moto's own ``TransactWriteItems``
+  puts back copies of whole tables on a failed condition, undoing what other
+  threads wrote meanwhile; copies, queries and scans iterate tables that
+  other threads change (``dictionary changed size during iteration``).
+* **DynamoDB Streams.** A transaction refused half-way takes its records off
+  the end of the shard: a read in between hands out records of a write that
+  never happened.
+* **SQS.** A FIFO send looks for its deduplication id, then appends: two
+  sends of one id both get in. ``DeleteMessage`` rebuilds the queue's message
+  list from a snapshot and assigns it back; a message sent in between is
+  lost. Moving a message to the DLQ on receive races the same list.
+* **S3** reads an object's versions, then writes the list back with the new
+  one: of two puts of a key in a versioned bucket, one version is lost.
+* **SNS** looks for an existing subscription, then adds one: two subscribes
+  of one endpoint make two, and every message is delivered twice.
 
 :func:`install` serializes each service's requests with one lock per
-service, wrapped around moto's request handlers (and around SQS's
-``send_message``, which S3 notifications and SNS deliveries call directly).
-A long poll must not hold the SQS lock while it waits, or no message could
-arrive to end it: the wait is replaced by a wait on a condition of the same
-lock, which releases it, and every message added to a queue notifies it.
+service, wrapped around moto's request handlers, and adds every message to a
+queue under the SQS lock (S3 notifications and SNS deliveries add messages
+without an SQS request). A long poll must not hold the SQS lock while it
+waits, or no message could arrive to end it: the wait is replaced by a wait
+on a condition of the same lock, which releases it, and every message added
+to a queue notifies it.
 
 Locks are taken in one order only (S3 or SNS, then SQS), so they cannot
 deadlock. The cost is throughput on many cores; moto's handlers are short and
-hold the GIL anyway. Installed once per process by the local cloud's server;
-it patches moto's classes, so it applies to every moto server in the process,
-and to ``mock_aws`` too.
+hold the GIL anyway. Each part is a :class:`~localcloud.motopatch.Patch` of
+moto's classes, so it applies to every moto server in the process, and to
+``mock_aws`` too; :func:`uninstall` gives moto its own code back.
 """
 
 from __future__ import annotations
@@ -39,8 +44,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-_installed = False
-_install_lock = threading.Lock()
+from localcloud.motopatch import Patch, Target
 
 DYNAMODB = threading.RLock()
 SQS = threading.RLock()
@@ -50,62 +54,103 @@ SNS = threading.RLock()
 SQS_MESSAGE_ADDED = threading.Condition(SQS)
 
 
-def _serialized(cls: type, name: str, lock: Any) -> None:
-    original: Callable[..., Any] = getattr(cls, name)
+def serialized(lock: Any) -> Callable[[Any], Any]:
+    """A build for :class:`Patch`: moto's method, run holding ``lock``."""
 
-    @functools.wraps(original)
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(*args, **kwargs)
+    def build(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
 
-    setattr(cls, name, locked)
+        return locked
+
+    return build
 
 
-def _patch_sqs_waits() -> None:
-    from moto.sqs.models import Queue
-
-    add_message = Queue.add_message
-
+def _notifying(add_message: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(add_message)
     def add_and_notify(self: Any, message: Any) -> None:
         with SQS_MESSAGE_ADDED:
             add_message(self, message)
             SQS_MESSAGE_ADDED.notify_all()
 
+    return add_and_notify
+
+
+def _releasing(moto_wait: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(moto_wait)
     def wait_for_messages(self: Any, timeout: int) -> None:
         # Called by receive_message under the SQS lock; waiting on the
         # condition releases it, so senders can add the awaited message.
         with SQS_MESSAGE_ADDED:
             SQS_MESSAGE_ADDED.wait_for(lambda: self.messages, timeout=timeout)
 
-    Queue.add_message = add_and_notify
-    Queue.wait_for_messages = wait_for_messages
+    return wait_for_messages
+
+
+def _requests(module: str, owner: str, lock: Any, *names: str) -> dict[Target, Any]:
+    return {Target(module, owner, name): serialized(lock) for name in names}
+
+
+DYNAMODB_REQUESTS = Patch(
+    "motolocks: DynamoDB requests",
+    _requests("moto.dynamodb.responses", "DynamoHandler", DYNAMODB, "call_action"),
+)
+# Stream reads see the shard that a transaction being undone is trimming.
+STREAM_REQUESTS = Patch(
+    "motolocks: DynamoDB Streams requests",
+    _requests("moto.dynamodbstreams.responses", "DynamoDBStreamsHandler", DYNAMODB, "call_action"),
+)
+SQS_REQUESTS = Patch(
+    "motolocks: SQS requests",
+    _requests("moto.sqs.responses", "SQSResponse", SQS, "call_action"),
+)
+# S3 notifications and SNS deliveries add messages without an SQS request;
+# a long poll waits for an add.
+SQS_ADDS_AND_WAITS = Patch(
+    "motolocks: SQS message adds and long polls",
+    {
+        Target("moto.sqs.models", "Queue", "add_message"): _notifying,
+        Target("moto.sqs.models", "Queue", "wait_for_messages"): _releasing,
+    },
+)
+S3_REQUESTS = Patch(
+    "motolocks: S3 requests",
+    _requests(
+        "moto.s3.responses",
+        "S3Response",
+        S3,
+        "ambiguous_response",
+        "bucket_response",
+        "key_response",
+    ),
+)
+SNS_REQUESTS = Patch(
+    "motolocks: SNS requests",
+    _requests("moto.sns.responses", "SNSResponse", SNS, "call_action"),
+)
+
+PATCHES = (
+    DYNAMODB_REQUESTS,
+    STREAM_REQUESTS,
+    SQS_REQUESTS,
+    SQS_ADDS_AND_WAITS,
+    S3_REQUESTS,
+    SNS_REQUESTS,
+)
 
 
 def install() -> None:
-    """Serialize moto's DynamoDB, SQS, S3 and SNS requests (idempotent)."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        from moto.dynamodb.responses import DynamoHandler
-        from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
-        from moto.s3.responses import S3Response
-        from moto.sns.responses import SNSResponse
-        from moto.sqs.models import SQSBackend
-        from moto.sqs.responses import SQSResponse
+    """Serialize moto's DynamoDB, SQS, S3 and SNS requests (undo with :func:`uninstall`)."""
+    for patch in PATCHES:
+        patch.install()
 
-        _serialized(DynamoHandler, "call_action", DYNAMODB)
-        # Stream reads see the table's shards, which transactions roll back too.
-        _serialized(DynamoDBStreamsHandler, "call_action", DYNAMODB)
-        _serialized(SQSResponse, "call_action", SQS)
-        _serialized(SQSBackend, "send_message", SQS)
-        _patch_sqs_waits()
-        for entry_point in ("ambiguous_response", "bucket_response", "key_response"):
-            _serialized(S3Response, entry_point, S3)
-        _serialized(SNSResponse, "call_action", SNS)
-        _installed = True
+
+def uninstall() -> None:
+    for patch in reversed(PATCHES):
+        patch.uninstall()
 
 
 def installed() -> bool:
-    return _installed
+    return all(patch.installed() for patch in PATCHES)

@@ -8,7 +8,8 @@ way round. In a child process, moto serves requests while the handlers
 prepare the next ones. ``make run`` and ``make bench`` run moto this way.
 
 The child installs what the in-process server installs (:mod:`motolocks`,
-:mod:`mototransactions`, :mod:`motospeed`, the :mod:`outbox` at ``/_aws/ses``),
+:mod:`mototransactions`, :mod:`motoiterators`, :mod:`motospeed`, the
+:mod:`outbox` at ``/_aws/ses``),
 binds (port 0 picks a free port, read back from the line it prints), and serves until its standard
 input closes: the parent holds the other end, so the child also ends when
 the parent dies, however it dies.
@@ -25,7 +26,10 @@ import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from localcloud.motopatch import Patch
 
 READY = "moto-ready"
 START_LIMIT_SECONDS = 30.0
@@ -101,18 +105,46 @@ class MotoProcess:
                 process.stdout.close()
 
 
-def prepare() -> None:
+def patches() -> tuple[Patch, ...]:
+    """Every change the local cloud makes to moto, in the order it makes them."""
+    from localcloud import motoiterators, motolocks, motospeed, mototransactions, outbox
+
+    return (
+        *motolocks.PATCHES,
+        *mototransactions.PATCHES,
+        *motoiterators.PATCHES,
+        *motospeed.PATCHES,
+        *outbox.PATCHES,
+    )
+
+
+def prepare() -> Callable[[], None]:
     """What every local moto server gets, in this process or in its own: requests made
     atomic, transactions that change nothing when cancelled, the speed-ups, the
-    outbox's notes on each email, and quiet request logs."""
-    from localcloud import motolocks, motospeed, mototransactions, outbox
+    outbox's notes on each email, and quiet request logs.
 
+    Returns what undoes it: the local cloud in a test process calls it when it
+    stops, so that later tests see moto as they expect; moto's own process
+    just exits.
+    """
     # werkzeug logs every request at INFO; the pollers make several a second.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    motolocks.install()
-    mototransactions.install()
-    motospeed.install()
-    outbox.install()
+    # Installed one by one, not through a context manager: moto's own process drops
+    # what this returns, and a collected context manager would undo everything.
+    done: list[Patch] = []
+    try:
+        for patch in patches():
+            patch.install()
+            done.append(patch)
+    except BaseException:
+        _uninstall(done)
+        raise
+    return lambda: _uninstall(done)
+
+
+def _uninstall(done: list[Patch]) -> None:
+    while done:
+        done.pop().uninstall()
 
 
 def serve(host: str, port: int) -> int:

@@ -19,53 +19,39 @@ Two places cost the local cloud more than the work they do:
   step if and only if it passes it at the last. Items changed by an update
   expression still go through moto's own check.
 
-Installed once per process by the local cloud's server; it patches moto's
-classes, so it applies to every moto server in the process, and to
-``mock_aws`` too.
+Each part is a :class:`~localcloud.motopatch.Patch` of moto's classes, so it
+applies to every moto server in the process, and to ``mock_aws`` too;
+:func:`uninstall` gives moto its own code back.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Any
 
-_installed = False
-_install_lock = threading.Lock()
+from localcloud.motopatch import Patch, Target
 
 
-def install() -> None:
-    """Memoize moto's host-to-backend lookup (idempotent)."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+def _remembering(lookup: Any) -> Any:
+    # Every dispatcher matches against the same, module-level patterns.
+    known: dict[str, Any] = {}
 
-        lookup = DomainDispatcherApplication.get_backend_for_host
-        # Every dispatcher matches against the same, module-level patterns.
-        known: dict[str, Any] = {}
+    @functools.wraps(lookup)
+    def remembered(self: Any, host: str | None) -> Any:
+        backend = known.get(host) if host is not None else None
+        if backend is None:
+            backend = lookup(self, host)
+            if backend is not None and host is not None:
+                known[host] = backend
+        return backend
 
-        @functools.wraps(lookup)
-        def remembered(self: Any, host: str | None) -> Any:
-            backend = known.get(host) if host is not None else None
-            if backend is None:
-                backend = lookup(self, host)
-                if backend is not None and host is not None:
-                    known[host] = backend
-            return backend
-
-        DomainDispatcherApplication.get_backend_for_host = remembered  # type: ignore[method-assign]
-        _build_items_in_one_pass()
-        _installed = True
+    return remembered
 
 
-def _build_items_in_one_pass() -> None:
+def _sized_in_one_pass(original: Any) -> Any:
     from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
     from moto.dynamodb.models.utilities import bytesize
-
-    original = Item.__init__
 
     @functools.wraps(original)
     def init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
@@ -81,13 +67,38 @@ def _build_items_in_one_pass() -> None:
             # Past the check already made above; moto's own __setitem__ would redo it.
             dict.__setitem__(self.attrs, key, typed)
 
-    Item.__init__ = init  # type: ignore[method-assign]
+    return init
 
 
 # moto's own bound (LimitedSizeDict): between the documented 400 KB and the
 # 409-410 KB that AWS was found to accept.
 ITEM_SIZE_LIMIT = 405000
 
+BACKEND_LOOKUP = Patch(
+    "motospeed: backend per host",
+    {
+        Target(
+            "moto.moto_server.werkzeug_app", "DomainDispatcherApplication", "get_backend_for_host"
+        ): _remembering
+    },
+)
+ITEM_SIZE = Patch(
+    "motospeed: item size in one pass",
+    {Target("moto.dynamodb.models.dynamo_type", "Item", "__init__"): _sized_in_one_pass},
+)
+PATCHES = (BACKEND_LOOKUP, ITEM_SIZE)
+
+
+def install() -> None:
+    """Memoize moto's host-to-backend lookup and size new items in one pass."""
+    for patch in PATCHES:
+        patch.install()
+
+
+def uninstall() -> None:
+    for patch in reversed(PATCHES):
+        patch.uninstall()
+
 
 def installed() -> bool:
-    return _installed
+    return all(patch.installed() for patch in PATCHES)

@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import copy
 import functools
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-_install_lock = threading.Lock()
-_original: Any = None
+from localcloud.motopatch import Patch, Target
 
 OPERATIONS = ("ConditionCheck", "Put", "Delete", "Update")
 MAX_ITEMS = 100
@@ -207,34 +205,30 @@ def _undo(journal: list[tuple[_Target, Any]], shard_ends: dict[int, tuple[Any, i
         del table.stream_shard.items[end:]
 
 
+def _all_or_nothing(original: Any) -> Any:
+    @functools.wraps(original)
+    def patched(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        transact_write_items(self, transact_items)
+
+    return patched
+
+
+TRANSACTIONS = Patch(
+    "mototransactions: all or nothing, in place",
+    {Target("moto.dynamodb.models", "DynamoDBBackend", "transact_write_items"): _all_or_nothing},
+)
+PATCHES = (TRANSACTIONS,)
+
+
 def install() -> None:
-    """Replace moto's ``transact_write_items`` (idempotent)."""
-    global _original
-    with _install_lock:
-        if _original is not None:
-            return
-        from moto.dynamodb.models import DynamoDBBackend
-
-        _original = DynamoDBBackend.transact_write_items
-
-        @functools.wraps(_original)
-        def patched(self: Any, transact_items: list[dict[str, Any]]) -> None:
-            transact_write_items(self, transact_items)
-
-        DynamoDBBackend.transact_write_items = patched  # type: ignore[method-assign]
+    """Replace moto's ``transact_write_items`` (undo with :func:`uninstall`)."""
+    TRANSACTIONS.install()
 
 
 def uninstall() -> None:
     """Give moto its own ``transact_write_items`` back."""
-    global _original
-    with _install_lock:
-        if _original is None:
-            return
-        from moto.dynamodb.models import DynamoDBBackend
-
-        DynamoDBBackend.transact_write_items = _original  # type: ignore[method-assign]
-        _original = None
+    TRANSACTIONS.uninstall()
 
 
 def installed() -> bool:
-    return _original is not None
+    return TRANSACTIONS.installed()

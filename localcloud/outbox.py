@@ -12,7 +12,8 @@ the status view read it.
 The messages are moto's own (each SES backend's ``sent_messages``), so moto's
 reset empties the outbox too. moto keeps one body per message (the HTML part
 when there is one) and no time, so :func:`install` patches ``SendEmail`` to
-note, on each message it stores, both parts and when it was sent. Mail sent
+note, on each message it stores, both parts and when it was sent
+(:func:`uninstall` gives moto its own ``SendEmail`` back). Mail sent
 by other operations (raw, templated) is not listed: eventflow only sends
 ``SendEmail``.
 
@@ -31,49 +32,63 @@ from email.utils import parseaddr
 from typing import Any
 from urllib.parse import parse_qs
 
+from localcloud.motopatch import Patch, Target
+
 PATH = "/_aws/ses"
 # Where install() notes what moto does not keep, on each stored Message.
 NOTE = "eventflow_outbox"
 
-_installed = False
-_install_lock = threading.Lock()
 # The body parts of the SendEmail request being handled on this thread.
 _request = threading.local()
 
 
+def _noting_parts(respond: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(respond)
+    def send_email_response(self: Any) -> Any:
+        _request.parts = (
+            self._get_param("Message.Body.Text.Data"),
+            self._get_param("Message.Body.Html.Data"),
+        )
+        try:
+            return respond(self)
+        finally:
+            _request.parts = None
+
+    return send_email_response
+
+
+def _keeping_parts(store: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(store)
+    def send_email_stored(self: Any, source: str, subject: str, body: str, *args: Any) -> Any:
+        message = store(self, source, subject, body, *args)
+        text, html = getattr(_request, "parts", None) or (body, None)
+        setattr(message, NOTE, {"text": text, "html": html, "at": _now()})
+        return message
+
+    return send_email_stored
+
+
+SEND_EMAIL = Patch(
+    "outbox: both body parts and the time of each SendEmail",
+    {
+        Target("moto.ses.responses", "EmailResponse", "send_email"): _noting_parts,
+        Target("moto.ses.models", "SESBackend", "send_email"): _keeping_parts,
+    },
+)
+PATCHES = (SEND_EMAIL,)
+
+
 def install() -> None:
-    """Make moto's SendEmail keep both body parts and the time (idempotent)."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        from moto.ses.models import SESBackend
-        from moto.ses.responses import EmailResponse
+    """Make moto's SendEmail keep both body parts and the time (undo with :func:`uninstall`)."""
+    SEND_EMAIL.install()
 
-        respond = EmailResponse.send_email
-        store = SESBackend.send_email
 
-        @functools.wraps(respond)
-        def send_email_response(self: Any) -> Any:
-            _request.parts = (
-                self._get_param("Message.Body.Text.Data"),
-                self._get_param("Message.Body.Html.Data"),
-            )
-            try:
-                return respond(self)
-            finally:
-                _request.parts = None
+def uninstall() -> None:
+    SEND_EMAIL.uninstall()
 
-        @functools.wraps(store)
-        def send_email_stored(self: Any, source: str, subject: str, body: str, *args: Any) -> Any:
-            message = store(self, source, subject, body, *args)
-            text, html = getattr(_request, "parts", None) or (body, None)
-            setattr(message, NOTE, {"text": text, "html": html, "at": _now()})
-            return message
 
-        EmailResponse.send_email = send_email_response
-        SESBackend.send_email = send_email_stored
-        _installed = True
+def installed() -> bool:
+    return SEND_EMAIL.installed()
 
 
 def _now() -> str:
@@ -181,8 +196,10 @@ def _json(start_response, status: str, body: Any, headers: list | None = None) -
 
 
 def serve(server: Any) -> None:
-    """Serve the outbox from a started ``ThreadedMotoServer``, on its host and port."""
-    install()
+    """Serve the outbox from a started ``ThreadedMotoServer``, on its host and port.
+
+    The messages carry both body parts and their time once :func:`install` ran
+    (``motoprocess.prepare()`` does it)."""
     wsgi = getattr(server, "_server", None)
     if wsgi is None or not hasattr(wsgi, "app"):
         raise RuntimeError("moto's server is not running, or no longer a werkzeug server")

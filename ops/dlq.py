@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
+from chalicelib.orders.handlers import REJECTION_ATTRIBUTES
 from chalicelib.services import Services
 from ops.failures import ReplayResult, replay_failures
 from ops.redrive import (
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max",
         type=_positive,
         default=DEFAULT_REDRIVE,
-        help=f"messages to move at most ({DEFAULT_REDRIVE})",
+        help=f"messages to move at most ({DEFAULT_REDRIVE}; never more than the DLQ held)",
     )
     redrive_parser.add_argument("--json", action="store_true", help="print JSON")
     redrive_parser.set_defaults(run=run_redrive)
@@ -101,7 +102,8 @@ def run_peek(args: argparse.Namespace, target: Target, console: Console) -> int:
         console.print(f"[red]error:[/] {error}")
         return 2
     sqs = target.clients.sqs
-    messages = peek(sqs, queue_url(sqs, dlq_name), args.max)
+    carries = target.stack.carries(dlq_name)
+    messages = peek(sqs, queue_url(sqs, dlq_name), args.max, carries=carries)
     if args.json:
         console.print_json(
             data={"dlq": dlq_name, "messages": [m.to_dict(full_body=args.full) for m in messages]}
@@ -119,14 +121,14 @@ def render_peek(dlq_name: str, messages: list[PeekedMessage], full: bool = False
     for column in ("message id", "receives", "sent (UTC)", "eventflow", "body"):
         table.add_column(column, overflow="fold")
     for m in messages:
-        details = [describe_summary(m.summary)]
-        if m.message_attributes:
+        # The consumer's own verdict first: it knows why better than any decoding.
+        details = [f"rejected: {m.rejected['code']}: {m.rejected['reason']}"] if m.rejected else []
+        details.append(describe_summary(m.summary))
+        others = {k: v for k, v in m.message_attributes.items() if k not in REJECTION_ATTRIBUTES}
+        if others:
             details.append(
                 "attributes: "
-                + ", ".join(
-                    f"{k}={v.get('StringValue', '<binary>')}"
-                    for k, v in m.message_attributes.items()
-                )
+                + ", ".join(f"{k}={v.get('StringValue', '<binary>')}" for k, v in others.items())
             )
         table.add_row(
             m.message_id,
@@ -155,6 +157,26 @@ def describe_summary(summary: dict) -> str:
         )
     if kind == "s3-test-event":
         return "S3 test event"
+    if kind == "intake":
+        if summary["type"] == "order_created":
+            return (
+                f"intake order_created (key {summary['idempotency_key']}) for customer "
+                f"{summary['customer_id']}, {summary['items']} line(s)"
+            )
+        return f"intake {summary['type']}: order {summary['order_id']} → {summary['status']}"
+    if kind == "order-event":
+        return (
+            f"{summary['event_type']} of order {summary['order_id']} v{summary['version']}: "
+            f"{summary['old_status'] or '(new)'} → {summary['new_status']} "
+            f"(event {summary['event_id']})"
+        )
+    if kind == "stream-failure":
+        return (
+            f"{summary['function']} gave up on {summary['records']} stream record(s) after "
+            f"{summary['attempts']} attempt(s) ({summary['condition']}): shard "
+            f"{summary['shard']}, sequence numbers {summary['first_sequence']} to "
+            f"{summary['last_sequence']}; python -m ops events replay publishes them"
+        )
     if kind == "async-failure":
         objects = "\n".join(
             f"s3://{o['bucket']}/{o['key']} → ingest {o['ingest_id']}" for o in summary["objects"]
@@ -163,7 +185,7 @@ def describe_summary(summary: dict) -> str:
             f"{summary['function']} gave up after {summary['attempts']} attempt(s) "
             f"({summary['condition']}): {summary['error']}\n{objects or 'no ingestible object'}"
         )
-    return f"not an eventflow message: {summary.get('problem')}"
+    return str(summary.get("problem"))
 
 
 def _timestamp(ms: int | None) -> str:
@@ -203,8 +225,14 @@ def run_redrive(args: argparse.Namespace, target: Target, console: Console) -> i
 def print_redrive(console: Console, dlq: str, source: str, result: RedriveResult) -> None:
     console.print(
         f"moved {result.moved} message(s) from {dlq} to {source}; "
-        f"{len(result.failed)} failed and stay in the DLQ"
+        f"{len(result.failed)} failed and stay in the DLQ "
+        f"(it held {result.held_at_start} when the redrive started)"
     )
+    if result.returned:
+        console.print(
+            f"[yellow]{len(result.returned)} moved message(s) failed again and were back in the "
+            f"DLQ before the redrive ended; they were left there (dlq peek shows why)[/]"
+        )
     for failure in result.failed:
         console.print(f"  [red]failed[/] {failure.message_id}: {failure.code} {failure.reason}")
     if result.not_deleted:

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chalicelib.readings import ingest
-from ops.redrive import SQS_BATCH, failure_record, failure_refs, release
+from ops.decode import failure_record, failure_refs
+from ops.redrive import SQS_BATCH, release
 
 # Long enough to ingest the objects of one record in the operator's shell.
 REPLAY_VISIBILITY_SECONDS = ingest.MAX_LEASE_SECONDS

@@ -69,7 +69,7 @@ def run_replay(args: argparse.Namespace, target: Target, console: Console) -> in
     if args.follow and job["state"] not in FINAL_STATES:
         services = Services(target.stage_config.settings(), clients=target.clients)
         try:
-            job = follow_job(services.jobs, args.ingest_id, console, timeout=args.timeout) or job
+            job = follow_job(services.jobs, [args.ingest_id], console, timeout=args.timeout) or job
         except JobTimeout as error:
             console.print(f"[red]error:[/] {error}")
             return 1
@@ -81,5 +81,6 @@ def run_replay(args: argparse.Namespace, target: Target, console: Console) -> in
             console.print("the writer finishes the job from the ingest queue (--follow waits)")
         if job.get("last_error") and job["state"] not in DONE_STATES:
             # Reopening cleared it, so this is an attempt since the replay: context, not a verdict.
-            console.print(f"last recorded error: {job['last_error']}")
+            error = job["last_error"]
+            console.print(f"last recorded error: {error['code']}: {error['message']}")
     return 1 if job["state"] == FAILED else 0

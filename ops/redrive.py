@@ -26,20 +26,19 @@ The two operations keep one promise each:
 
 from __future__ import annotations
 
-import json
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.config import REDRIVE_ATTRIBUTE
-from chalicelib.errors import EventflowError
-from chalicelib.readings.chunks import decode_chunk
-from chalicelib.readings.jobs import ObjectRef
-from chalicelib.readings.s3events import refs_from_records, refs_from_sqs_body
-from infra.declaration import FailureQueue, Queue, Stack
+from infra.declaration import FailureQueue, MessageKind, Queue, Stack
+from ops.decode import rejection, summarize
 
 SQS_BATCH = 10
+# The message attribute that names the redrive run which moved a message back.
+RUN_ATTRIBUTE = "eventflow-redrive-run"
 # SQS allows at most this many message attributes.
 MAX_MESSAGE_ATTRIBUTES = 10
 # Long enough to finish one peek or one batch's send-and-delete, short enough
@@ -104,13 +103,15 @@ class PeekedMessage:
     """One DLQ message as the operator sees it."""
 
     message_id: str
+    # Why the consumer gave up on it, when it said so (the intake handler does).
+    rejected: dict[str, str] | None
     body: str
     body_bytes: int
     receive_count: int
     sent_at_ms: int | None
     attributes: dict[str, str]
     message_attributes: dict[str, Any]
-    # What eventflow makes of the body: a chunk, an S3 notification, or why neither.
+    # The body decoded as what the queue carries (ops.decode), or why it is not.
     summary: dict[str, Any]
 
     def to_dict(self, full_body: bool = False) -> dict[str, Any]:
@@ -126,99 +127,20 @@ def abbreviate(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
     return f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
-def summarize(body: str) -> dict[str, Any]:
-    """Decode an eventflow message body into what an operator needs to act on it.
-
-    A chunk (ingest queue) gives its ingest id, sequence number and row count;
-    an S3 notification (s3-events queue) gives the objects and their ingest
-    ids, which ``ops ingest replay`` takes. Anything else is reported as such,
-    with the decoder's reason, because that is itself the diagnosis of a
-    poison message.
-    """
-    failure = failure_record(body)
-    if failure is not None:
-        return _failure_summary(failure)
-    try:
-        chunk = decode_chunk(body)
-        return {
-            "kind": "chunk",
-            "ingest_id": chunk.ingest_id,
-            "run": chunk.run,
-            "seq": chunk.seq,
-            "rows": len(chunk.rows),
-        }
-    except EventflowError as error:
-        chunk_problem = error.message
-    try:
-        refs = refs_from_sqs_body(body)
-    except EventflowError:
-        return {"kind": "unknown", "problem": chunk_problem}
-    if not refs and _is_s3_test_event(body):
-        return {"kind": "s3-test-event"}
-    return {
-        "kind": "s3-notification",
-        "objects": [
-            {"bucket": r.bucket, "key": r.key, "version": r.version, "ingest_id": r.ingest_id}
-            for r in refs
-        ],
-    }
-
-
-def failure_record(body: str) -> dict[str, Any] | None:
-    """Lambda's on-failure record of an asynchronous invocation, or None for anything else."""
-    try:
-        record = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or not {"requestContext", "requestPayload"} <= set(record):
-        return None
-    return record
-
-
-def failure_refs(record: dict[str, Any]) -> list[ObjectRef]:
-    """The uploads that a failure record's S3 event names."""
-    payload = record.get("requestPayload")
-    records = payload.get("Records") if isinstance(payload, dict) else None
-    try:
-        return refs_from_records(records or [])
-    except (KeyError, TypeError):
-        return []
-
-
-def _failure_summary(record: dict[str, Any]) -> dict[str, Any]:
-    context, response = record["requestContext"], record.get("responsePayload") or {}
-    return {
-        "kind": "async-failure",
-        "function": str(context.get("functionArn", "")).split(":function:")[-1],
-        "condition": context.get("condition"),
-        "attempts": context.get("approximateInvokeCount"),
-        "error": f"{response.get('errorType', '')}: {response.get('errorMessage', '')}",
-        "objects": [
-            {"bucket": r.bucket, "key": r.key, "version": r.version, "ingest_id": r.ingest_id}
-            for r in failure_refs(record)
-        ],
-    }
-
-
-def _is_s3_test_event(body: str) -> bool:
-    try:
-        return json.loads(body).get("Event") == "s3:TestEvent"
-    except (ValueError, AttributeError):
-        return False
-
-
-def _to_peeked(message: dict[str, Any]) -> PeekedMessage:
+def _to_peeked(message: dict[str, Any], carries: MessageKind | None) -> PeekedMessage:
     attributes = message.get("Attributes", {})
+    message_attributes = message.get("MessageAttributes", {})
     sent = attributes.get("SentTimestamp")
     return PeekedMessage(
         message_id=message["MessageId"],
+        rejected=rejection(message_attributes),
         body=message["Body"],
         body_bytes=len(message["Body"].encode()),
         receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
         sent_at_ms=int(sent) if sent else None,
         attributes=attributes,
-        message_attributes=message.get("MessageAttributes", {}),
-        summary=summarize(message["Body"]),
+        message_attributes=message_attributes,
+        summary=summarize(message["Body"], carries),
     )
 
 
@@ -227,10 +149,14 @@ def peek(
     dlq_url: str,
     max_messages: int = SQS_BATCH,
     *,
+    carries: MessageKind | None = None,
     visibility_timeout: int = PEEK_VISIBILITY_SECONDS,
     wait_seconds: int | None = None,
 ) -> list[PeekedMessage]:
     """Read up to ``max_messages`` messages from a DLQ without consuming them.
+
+    Each body is decoded as ``carries``, what the queue carries (see
+    :func:`ops.decode.summarize`).
 
     Each receive raises the messages' ``ApproximateReceiveCount`` by one; on
     a DLQ, which has no redrive policy of its own, that changes nothing but
@@ -257,7 +183,7 @@ def peek(
             for message in batch:
                 handles.append(message["ReceiptHandle"])
                 # A receive can repeat a message (at-least-once); show it once.
-                seen.setdefault(message["MessageId"], _to_peeked(message))
+                seen.setdefault(message["MessageId"], _to_peeked(message, carries))
     finally:
         # Put everything back even on Ctrl-C or an error: a peek must not
         # hide messages from the alarm or the redrive for the timeout's length.
@@ -323,6 +249,13 @@ class RedriveResult:
     # Set when a whole SendMessageBatch call was refused: the run stops there
     # rather than push every remaining message into the same refusal.
     aborted: str | None = None
+    # The run's id, on every copy it sent (RUN_ATTRIBUTE).
+    run: str = ""
+    # What the DLQ held when the run started: the most it moves.
+    held_at_start: int = 0
+    # Messages this run moved that failed again and were back in the DLQ
+    # before it ended; they are left there, not moved a second time.
+    returned: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -335,14 +268,17 @@ class RedriveResult:
 
 
 def send_entry(
-    message: dict[str, Any], entry_id: str, fifo: bool, dlq_name: str = ""
+    message: dict[str, Any], entry_id: str, fifo: bool, dlq_name: str = "", run: str = ""
 ) -> dict[str, Any]:
     """The SendMessageBatch entry that recreates ``message`` on the source queue.
 
     The body and the message attributes are copied as they are, and the copy is
     marked with :data:`~chalicelib.config.REDRIVE_ATTRIBUTE` (the DLQ's name):
     the consumer then knows the message may have been partly processed long
-    ago, and the writer does not overwrite readings edited since. On a FIFO
+    ago, and the writer does not overwrite readings edited since. It is also
+    marked with :data:`RUN_ATTRIBUTE` (the redrive's ``run`` id), which SQS's
+    move to the DLQ and the intake handler's both keep: a copy that fails
+    again during the same run is recognised and left in the DLQ. On a FIFO
     target the group id is kept, so the message rejoins its group's order,
     and so is the deduplication id. (SQS deduplicates ids it saw in the last
     five minutes, so a message redriven within five minutes of its original
@@ -356,6 +292,8 @@ def send_entry(
     }
     if dlq_name and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
         attributes.setdefault(REDRIVE_ATTRIBUTE, {"DataType": "String", "StringValue": dlq_name})
+    if run and (RUN_ATTRIBUTE in attributes or len(attributes) < MAX_MESSAGE_ATTRIBUTES):
+        attributes[RUN_ATTRIBUTE] = {"DataType": "String", "StringValue": run}
     if attributes:
         entry["MessageAttributes"] = attributes
     system = message.get("Attributes", {})
@@ -411,15 +349,22 @@ def redrive(
     visibility_timeout: int = REDRIVE_VISIBILITY_SECONDS,
     wait_seconds: int | None = None,
     max_empty_receives: int = MAX_EMPTY_RECEIVES,
+    run: str | None = None,
 ) -> RedriveResult:
     """Move up to ``max_messages`` messages from a DLQ to ``target_url``.
 
     Batched: receive up to 10, send them with SendMessageBatch (split further
     only to respect the request size limit), then delete from the DLQ exactly
     the entries the send reported successful. Bounded: stops at
-    ``max_messages`` messages handled (moved or failed), after
+    ``max_messages`` messages handled (moved or failed) or at as many as the
+    DLQ held when the run started, whichever is fewer, after
     ``max_empty_receives`` empty receives in a row, or when a whole send is
     refused.
+
+    A message is moved at most once per run. A poison message fails again
+    on the source queue and may be back in the DLQ while the run goes on;
+    the run recognises its copies (:data:`RUN_ATTRIBUTE`) and leaves them in
+    the DLQ, reported as ``returned``, instead of moving them round again.
 
     Failed messages are not retried within the run: they stay hidden (for
     ``visibility_timeout``, which outlasts a run of ordinary size), so the
@@ -437,6 +382,8 @@ def redrive(
     sender
         Client used for SendMessageBatch; ``sqs`` when None. A separate client
         lets a test inject a send failure without touching the receives.
+    run
+        The run's id; a new random one when None.
 
     Returns
     -------
@@ -445,14 +392,25 @@ def redrive(
     """
     sender = sender or sqs
     fifo = target_url.endswith(".fifo") if fifo is None else fifo
-    result = RedriveResult()
-    held: list[str] = []  # receipt handles of failed messages, released at the end
+    result = RedriveResult(run=run or uuid.uuid4().hex, held_at_start=depth(sqs, dlq_url))
+    limit = min(max_messages, result.held_at_start)
+    dlq_name = dlq_url.rstrip("/").rsplit("/", 1)[-1]
+    seen: set[str] = set()  # DLQ message ids this run has had in hand
+    held: list[str] = []  # receipt handles kept in the DLQ, released at the end
     empty = 0
     try:
-        while result.moved + len(result.failed) < max_messages and result.aborted is None:
-            want = min(SQS_BATCH, max_messages - result.moved - len(result.failed))
-            messages = _receive(sqs, dlq_url, want, visibility_timeout, wait_seconds)
+        while result.moved + len(result.failed) < limit and result.aborted is None:
+            want = min(SQS_BATCH, limit - result.moved - len(result.failed))
+            received = _receive(sqs, dlq_url, want, visibility_timeout, wait_seconds)
             result.receives += 1
+            messages = []
+            for message in received:
+                if _moved_by(message) == result.run or message["MessageId"] in seen:
+                    result.returned.append(message["MessageId"])
+                    held.append(message["ReceiptHandle"])
+                else:
+                    seen.add(message["MessageId"])
+                    messages.append(message)
             if not messages:
                 empty += 1
                 if empty >= max_empty_receives:
@@ -460,8 +418,7 @@ def redrive(
                 continue
             empty = 0
             by_id = {str(i): m for i, m in enumerate(messages)}
-            dlq_name = dlq_url.rstrip("/").rsplit("/", 1)[-1]
-            entries = [send_entry(m, i, fifo, dlq_name) for i, m in by_id.items()]
+            entries = [send_entry(m, i, fifo, dlq_name, result.run) for i, m in by_id.items()]
             for batch in _split_by_size(entries):
                 # After a refused call the rest of the receive is not attempted:
                 # it stays in the DLQ, like the refused batch itself.
@@ -473,6 +430,19 @@ def redrive(
     finally:
         release(sqs, dlq_url, held)
     return result
+
+
+def depth(sqs: Any, url: str) -> int:
+    """The messages a queue holds, visible or in flight (approximate on AWS)."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in names)
+
+
+def _moved_by(message: dict[str, Any]) -> str | None:
+    """The run id of the redrive that moved this message last, if any."""
+    value = (message.get("MessageAttributes") or {}).get(RUN_ATTRIBUTE, {})
+    return value.get("StringValue")
 
 
 def _send(

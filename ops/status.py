@@ -20,6 +20,11 @@ Where the numbers come from:
 * mail: the messages in the local cloud's SES outbox (``ops.mail``); real SES
   keeps none, so against AWS the section says so.
 * analytics: today's (UTC) item of the daily-analytics table, one ``GetItem``.
+* streams: each stream mapping's newest ``IteratorAge``, whether it is
+  stalled, and its iterator-age alarm's state (:mod:`ops.lag`).
+
+``--check`` makes the command a health check: it exits 1 when a stream
+mapping is stalled, an alarm it evaluates is in ALARM, or a DLQ holds messages.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from chalicelib.orders.states import Status
 from chalicelib.readings.jobs import IngestJobs
 from infra.declaration import Stack
 from infra.provision import Outputs
+from ops import lag
 from ops.target import Target, is_local_url
 
 METRICS_WINDOW = timedelta(hours=1)
@@ -276,7 +282,13 @@ def analytics_snapshot(ddb: Any, stack: Stack, now: datetime | None = None) -> d
 
 
 def snapshot(
-    clients: Any, stack: Stack, outputs: Outputs, *, jobs_limit: int = 5, exact: bool = False
+    clients: Any,
+    stack: Stack,
+    outputs: Outputs,
+    *,
+    jobs_limit: int = 5,
+    exact: bool = False,
+    stall_seconds: float = lag.DEFAULT_STALL_SECONDS,
 ) -> dict[str, Any]:
     """Everything the status view shows, as plain data (JSON-serialisable)."""
     return {
@@ -292,6 +304,7 @@ def snapshot(
         "metrics": app_metrics_snapshot(clients("cloudwatch"), stack),
         "mail": mail_snapshot(clients("ses")),
         "analytics": analytics_snapshot(clients("dynamodb"), stack),
+        "streams": lag.streams_snapshot(clients("cloudwatch"), stack, stall_seconds),
     }
 
 
@@ -463,6 +476,7 @@ def render(snap: dict[str, Any], runtime_stats: dict[str, Any] | None = None) ->
             padding=(0, 4),
         ),
         _functions_table(snap["functions"], runtime_stats),
+        lag.streams_table(snap["streams"], runtime_stats, _TABLE_STYLE),
         _jobs_table(snap["jobs"]),
     )
 
@@ -498,7 +512,18 @@ def plain_line(snap: dict[str, Any]) -> str:
             f"today {today['orders_created']} created {today['orders_confirmed']} confirmed "
             f"revenue {today[analytics.REVENUE]}"
         )
+    parts += lag.plain_parts(snap["streams"])
     return "status: " + " | ".join(parts)
+
+
+def problems(snap: dict[str, Any]) -> list[str]:
+    """Why ``--check`` fails: stalled stream mappings, alarms in ALARM, non-empty DLQs."""
+    found = lag.problems(snap["streams"])
+    for q in snap["queues"]:
+        dead = q.get("dlq_visible", 0) + q.get("dlq_in_flight", 0)
+        if dead:
+            found.append(f"{q['dlq_name']} holds {dead} message(s)")
+    return found
 
 
 # -- command -------------------------------------------------------------------
@@ -511,15 +536,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--exact", action="store_true", help="count table items with a Scan (reads every item)"
     )
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a stream mapping is stalled, an alarm is in ALARM or a DLQ holds messages",
+    )
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=lag.DEFAULT_STALL_SECONDS,
+        help="a stream mapping whose oldest unprocessed record is older is STALLED "
+        "(default: the iterator-age alarm's threshold, %(default)g)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, target: Target, console: Console) -> int:
     snap = snapshot(
-        target.clients, target.stack, target.outputs, jobs_limit=args.jobs, exact=args.exact
+        target.clients,
+        target.stack,
+        target.outputs,
+        jobs_limit=args.jobs,
+        exact=args.exact,
+        stall_seconds=args.stall_seconds,
     )
     if args.json:
         console.print_json(data=snap, default=str)
     else:
         console.print(render(snap))
-    return 0
+    if not args.check:
+        return 0
+    found = problems(snap)
+    for problem in found:
+        console.print(f"[red]check failed:[/] {problem}", soft_wrap=True)
+    return 1 if found else 0

@@ -3,7 +3,11 @@
 Names come from the one resource declaration (``infra.declaration``), never
 from the command line, so ``ops`` and the provisioner cannot disagree about
 what a stage holds. The endpoint is boto3's own choice: ``AWS_ENDPOINT_URL``
-for the local cloud, the normal AWS configuration otherwise.
+for the local cloud, the normal AWS configuration otherwise. The ``local``
+stage needs neither: where the environment sets no endpoint, region or
+credentials, its clients use the local cloud's, as the API's do
+(:func:`chalicelib.aws.local_defaults`), so ``python -m ops status`` works in
+a fresh shell next to ``make run``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from chalicelib.aws import Clients
+from chalicelib.aws import Clients, local_defaults
 from infra.declaration import Stack, declare
 from infra.provision import Outputs, Provisioner
 from infra.stageconfig import StageConfig
@@ -31,10 +35,20 @@ def is_local_url(url: str | None) -> bool:
     return bool(url) and urlsplit(url).hostname in LOCAL_HOSTS
 
 
+def stage_clients(stage: str) -> Clients:
+    """boto3's configuration, with the local cloud's defaults for the ``local`` stage."""
+    return Clients(defaults=local_defaults(stage))
+
+
 @dataclass
 class Target:
     stage: str
-    clients: Clients = field(default_factory=Clients)
+    # None: the stage's own (stage_clients), made once the stage is known.
+    clients: Clients = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.clients is None:
+            self.clients = stage_clients(self.stage)
 
     @cached_property
     def stage_config(self) -> StageConfig:

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
+import re
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,15 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chalicelib.clock import Clock
-from chalicelib.config import UPLOADS_PREFIX
+from chalicelib.config import DEFAULT_UPLOAD_MAX_BYTES, UPLOADS_PREFIX
 from chalicelib.readings.jobs import FINAL_STATES, IngestJobs, job_id
+from chalicelib.readings.uploads import CONTENT_TYPE, presigned_post
 from infra.declaration import Stack
 from ops.target import Target
 
 DEFAULT_TIMEOUT = 300.0
+# For the whole POST of one file: generous, as the file may be 100 MB.
+POST_TIMEOUT = 600.0
 
 
 class JobTimeout(TimeoutError):
@@ -59,16 +68,83 @@ class Upload:
         return tuple(dict.fromkeys(ids))
 
 
-def upload_file(s3: Any, bucket: str, path: Path, key: str | None = None) -> Upload:
-    """Upload ``path`` with one PutObject.
+class UploadRefused(ValueError):
+    """The file is over the stage's maximum, or S3 refused the form."""
 
-    One PutObject, not a multipart upload: multipart objects make S3 emit two
-    ObjectCreated events, and their ETag is not the content's MD5.
+
+def upload_file(
+    s3: Any,
+    bucket: str,
+    path: Path,
+    key: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES,
+) -> Upload:
+    """Upload ``path`` through a presigned POST, as an API client would.
+
+    The form carries the same policy ``POST /uploads`` hands out
+    (:func:`chalicelib.readings.uploads.presigned_post`): this key, ``text/csv``,
+    at most ``max_bytes``. One request, not a multipart upload: multipart
+    objects make S3 emit two ObjectCreated events, and their ETag is not the
+    content's MD5. Raises :class:`UploadRefused` for a file over ``max_bytes``
+    (before sending it) or a form S3 refuses.
     """
     key = key or upload_key(path)
-    with path.open("rb") as body:
-        response = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")
-    return Upload(bucket, key, response["ETag"].strip('"'), response.get("VersionId"))
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise UploadRefused(
+            f"{path} is {size:,} bytes, over this stage's upload maximum of {max_bytes:,}"
+        )
+    post = presigned_post(s3, bucket, key, max_bytes)
+    headers = post_form(post["url"], post["fields"], path)
+    etag, version_id = headers.get("ETag"), headers.get("x-amz-version-id")
+    if not etag:  # moto's answer to a POST carries neither
+        head = s3.head_object(Bucket=bucket, Key=key)
+        etag, version_id = head["ETag"], head.get("VersionId")
+    return Upload(bucket, key, etag.strip('"'), version_id)
+
+
+def post_form(url: str, fields: dict[str, str], path: Path) -> dict[str, str]:
+    """POST ``fields`` and the file ``path`` as multipart/form-data; returns the headers.
+
+    The file is streamed from disk a MiB at a time, never read whole.
+    """
+    boundary = uuid.uuid4().hex
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    # S3 takes the key from the form's fields; the part's file name is not used.
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload.csv"'
+        f"\r\nContent-Type: {CONTENT_TYPE}\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    length = len(head) + path.stat().st_size + len(tail)
+    with path.open("rb") as file:
+        body = itertools.chain([head], iter(functools.partial(file.read, 1 << 20), b""), [tail])
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(length),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=POST_TIMEOUT) as response:
+                return dict(response.headers)
+        except urllib.error.HTTPError as error:
+            raise UploadRefused(f"S3 refused the upload: {_s3_error(error)}") from None
+
+
+def _s3_error(error: urllib.error.HTTPError) -> str:
+    text = error.read().decode("utf-8", errors="replace")
+    code = re.search(r"<Code>([^<]*)</Code>", text)
+    message = re.search(r"<Message>([^<]*)</Message>", text)
+    found = [m.group(1) for m in (code, message) if m]
+    return ": ".join(found) or f"HTTP {error.code}"
 
 
 def uploads_bucket(stack: Stack) -> str:
@@ -144,6 +220,8 @@ def describe_job(job: dict[str, Any]) -> str:
             text += f" ({int(job['rows_written']) / took:,.0f} rows/s)"
     if job.get("rejects_key"):
         text += f"; rejects report s3://{job['bucket']}/{job['rejects_key']}"
+        if job.get("rejects_truncated"):
+            text += " (truncated at the stage's bound: it lists the first rejected rows only)"
     if job.get("reason"):
         text += f"; reason: {job['reason']}"
     return text
@@ -176,7 +254,12 @@ def run(args: argparse.Namespace, target: Target, console: Console) -> int:
         console.print(f"[red]error:[/] --key must start with {UPLOADS_PREFIX}")
         return 2
     bucket = uploads_bucket(target.stack)
-    upload = upload_file(target.clients("s3"), bucket, args.file, args.key)
+    maximum = target.stack.settings.upload_max_bytes
+    try:
+        upload = upload_file(target.clients("s3"), bucket, args.file, args.key, max_bytes=maximum)
+    except UploadRefused as error:
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return 2
     say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
     say(f"uploaded s3://{bucket}/{upload.key}")
     if args.no_follow:

@@ -16,6 +16,8 @@ from chalicelib.services import Services
 from infra.declaration import declare
 from infra.provision import Provisioner
 from infra.stageconfig import StageConfig
+from localcloud import motolocks
+from localcloud.motopatch import applied
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "eventflow")
 # The app has no default stage (chalicelib.config); test modules that import
@@ -73,6 +75,19 @@ def aws_env(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("EVENTFLOW_STAGE", "local")
+    # mock_aws answers only at AWS's own endpoints, so in-process ops commands
+    # keep boto3's resolution rather than the local stage's fallback to the
+    # local cloud's address (ops.target, tested in a fresh shell by
+    # tests/localcloud/test_fresh_shell.py).
+    monkeypatch.setattr("ops.target.stage_clients", lambda stage: Clients())
+
+
+@pytest.fixture
+def moto_locks():
+    """moto's requests serialized as in the local cloud (``localcloud.motolocks``), for
+    one test: undone after it, so no later test depends on this one having run."""
+    with applied(*motolocks.PATCHES):
+        yield
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # Printable ASCII without spaces at the ends: what a client library generates
 # (a UUID, usually) and what fits a DynamoDB key with room to spare.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?")
-_VERSION = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
+# The If-Match forms docs/orders.md lists, and no others: 3, "3" and W/"3".
+_VERSION = re.compile(r'([0-9]{1,18})|(?:W/)?"([0-9]{1,18})"')
 
 
 def header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -66,10 +67,18 @@ def _expected_version(headers: Mapping[str, str] | None) -> int | None:
     value = header(headers, "If-Match")
     if value is None:
         return None
-    match = _VERSION.fullmatch(value.strip())
+    # Only the optional whitespace HTTP allows around a field value is ignored.
+    match = _VERSION.fullmatch(value.strip(" \t"))
     if not match:
-        raise BadRequest.field("If-Match", "must be the order's version, e.g. 3")
-    return int(match.group(1))
+        raise BadRequest.field(
+            "If-Match", 'must be the order\'s version as 3, "3" or W/"3" (its ETag)'
+        )
+    return int(match.group(1) or match.group(2))
+
+
+def etag(order: dict[str, Any]) -> dict[str, str]:
+    """The ``ETag`` header of an order: its version, which every change increments."""
+    return {"ETag": f'"{order["version"]}"'}
 
 
 def _order_id(order_id: str) -> str:
@@ -110,7 +119,7 @@ def get_order(services, order_id, params, raw_body, headers):
     order = services.orders.get(_order_id(order_id))
     if order is None:
         raise NotFound(f"no order {order_id}")
-    return 200, order
+    return 200, order, etag(order)
 
 
 def change_order(services, order_id, params, raw_body, headers):
@@ -121,7 +130,7 @@ def change_order(services, order_id, params, raw_body, headers):
     order = service.change_status(
         order_id, change.status, Actor.CLIENT, services, expected_version=expected
     )
-    return 200, order
+    return 200, order, etag(order)
 
 
 def list_customer_orders(services, customer_id, params, raw_body, headers):

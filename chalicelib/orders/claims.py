@@ -24,6 +24,11 @@ table instead, and moves it through these states, each move one conditional
 * **mark_sent**, **mark_rejected** and **release** are conditioned on the
   holder's own token: a holder whose lease another delivery took over changes
   nothing (and says so).
+* The token also tells a delivery its own write from another's when botocore
+  retries a request whose response was lost: a retried claim that finds
+  SENDING with its own token holds the claim; a retried mark that finds SENT
+  (or REJECTED) with its own token has marked it. Only a claim sets a new
+  token, so another delivery's record never carries this one's.
 
 The lease must outlive the holder: it lasts the invocation's remaining time
 plus :data:`LEASE_MARGIN` (:func:`lease_for`), so while a holder can still
@@ -153,6 +158,10 @@ class Claims:
             state = current.get("claim_state")
             if state in (SENT, REJECTED):
                 return Settled(key, state)
+            if state == SENDING and current.get("lease_token") == token:
+                # This very claim, landed by an attempt whose response was lost
+                # (botocore retried it): the lease is this delivery's own.
+                return Claim(key, token, int(current["attempts"]))
             until = current.get("lease_until")
             raise ClaimHeld(key, int(until) if until is not None else None) from None
         return Claim(key, token, int(from_item(attributes)["attempts"]))
@@ -163,6 +172,7 @@ class Claims:
             claim,
             "SET claim_state = :sent, sent_at = :at, ses_message_id = :message REMOVE lease_until",
             {":sent": SENT, ":message": message_id},
+            SENT,
         )
 
     def mark_rejected(self, claim: Claim, reason: str) -> bool:
@@ -172,6 +182,7 @@ class Claims:
             "SET claim_state = :rejected, rejected_at = :at, rejected_reason = :reason "
             "REMOVE lease_until",
             {":rejected": REJECTED, ":reason": reason[:MAX_REASON_CHARS] or "rejected"},
+            REJECTED,
         )
 
     def release(self, claim: Claim) -> bool:
@@ -180,9 +191,18 @@ class Claims:
             claim,
             "SET lease_until = :now_ms, released_at = :at",
             {":now_ms": _ms(self.clock)},
+            None,  # a repeated release still finds the claim SENDING and applies again
         )
 
-    def _settle(self, claim: Claim, expression: str, values: dict[str, Any]) -> bool:
+    def _settle(
+        self, claim: Claim, expression: str, values: dict[str, Any], final: str | None
+    ) -> bool:
+        """Apply a holder's move; True if it holds, False if another delivery took over.
+
+        The token tells the two apart: only a claim changes it, so a record in the
+        ``final`` state still carrying this holder's token was moved by this holder,
+        by an attempt whose response was lost before botocore retried it.
+        """
         try:
             self.client.update_item(
                 TableName=self.table,
@@ -197,11 +217,17 @@ class Claims:
                         ":at": self.clock.iso_now(),
                     }
                 ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
+            if not is_condition_failure(error):
+                raise
+            current = from_item(error.response.get("Item") or {})
+            return (
+                final is not None
+                and current.get("claim_state") == final
+                and current.get("lease_token") == claim.token
+            )
         return True
 
     def get(self, event_id: str) -> dict[str, Any] | None:

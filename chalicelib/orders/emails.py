@@ -3,8 +3,14 @@
 Templates are plain files in ``chalicelib/templates/`` (Chalice ships all of
 ``chalicelib/``), two per kind of email: ``{kind}.subject`` (one line) and
 ``{kind}.txt`` (the text body). They are :class:`string.Template` text:
-``$order_id``, ``$customer_id``, ``$lines``, ``$total``, ``$reason``,
-``$status``, ``$previous_status`` and ``$occurred_at``.
+``$order_id``, ``$lines``, ``$total``, ``$reason``, ``$status``,
+``$previous_status`` and ``$occurred_at``.
+
+There is no ``$customer_id``: the customer chooses it (a partner or a client
+sends it), and an email from the shop's own verified sender must never start
+with, or carry, text a caller chose ("Hello www.evil.example, click ...").
+Every value a template can name is the shop's: ids it minted, products it
+priced, statuses and reasons of its own state machine.
 
 Rendering uses ``substitute``, never ``safe_substitute``: a placeholder with
 no value is a bug in a template, and it must fail (a test renders every
@@ -86,7 +92,6 @@ def render(event: OrderEvent) -> Email:
     subject, body = templates(kind_of(event))
     values = {
         "order_id": event.order_id,
-        "customer_id": event.customer_id,
         "lines": _lines(event),
         "total": event.total,
         "reason": event.reason or "not given",

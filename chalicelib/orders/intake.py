@@ -10,7 +10,7 @@ intake order and an API order are indistinguishable and an idempotency key
 works across both. ``order_created`` requires a key: SQS delivers at least
 once, and the key is what makes a redelivery return the order it created.
 
-A message that can never succeed (not JSON, an unknown type, invalid data, an
+A message that can never succeed (not JSON, nested too deep, an unknown type, invalid data, an
 unknown product or order, a move the state machine forbids, a reused key) is a
 :class:`RejectedMessage`: the handler moves it to the intake DLQ at once, with
 the reason, instead of failing it ``maxReceiveCount`` times first, because in
@@ -19,11 +19,11 @@ a FIFO queue every retry would hold back the customer's later messages too.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from chalicelib import jsontext
 from chalicelib.errors import EventflowError
 from chalicelib.orders import service
 from chalicelib.orders.api import IDEMPOTENCY_HEADER, idempotency_key
@@ -70,11 +70,14 @@ def handle(body: str, services) -> dict[str, Any]:
     anything else (throttling, an outage) propagates, so the message is retried.
     """
     try:
-        envelope = _Envelope.model_validate(json.loads(body))
-    except ValueError as error:  # JSONDecodeError and ValidationError are ValueErrors
-        if isinstance(error, ValidationError):
-            raise _reject_invalid(error, "message") from None
-        raise RejectedMessage("malformed", f"message body is not JSON: {error}") from None
+        # Bounded nesting: a deep body is poison, not a RecursionError retried.
+        raw = jsontext.loads(body)
+    except jsontext.JsonTextError as error:
+        raise RejectedMessage("malformed", f"message body {error.problem}") from None
+    try:
+        envelope = _Envelope.model_validate(raw)
+    except ValidationError as error:
+        raise _reject_invalid(error, "message") from None
     try:
         if envelope.type == ORDER_CREATED:
             return _created(envelope, services)

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib.orders.money import parse_price
 from chalicelib.orders.states import Status
+from chalicelib.validation import text_problem
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -31,7 +32,6 @@ MAX_STOCK = 1_000_000_000
 MAX_NAME = 200
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 ORDER_ID = re.compile(r"[0-9a-f]{32}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # The shape SMTP accepts (RFC 5321 dot-atom local part, LDH domain labels, a
 # TLD of letters). Deliverability is SES's business, not the API's.
 _EMAIL = re.compile(
@@ -64,13 +64,15 @@ def parse_order_id(value: Any) -> str:
 def _name(value: Any) -> str:
     if not isinstance(value, str):
         raise _problem("text", "must be a string")
+    # Checked before stripping: a forbidden character is refused wherever it is.
+    problem = text_problem(value)
+    if problem:
+        raise _problem("text", problem)
     text = value.strip()
     if not text:
         raise _problem("text", "is empty")
     if len(text) > MAX_NAME:
         raise _problem("text", f"is longer than {MAX_NAME} characters")
-    if _CONTROL.search(text):
-        raise _problem("text", "contains control characters")
     return text
 
 

@@ -7,6 +7,7 @@ exactly, and responses and events carry money as strings like ``"12.50"``.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -14,17 +15,26 @@ CENT = Decimal("0.01")
 # Far above any real price, far below DynamoDB's 38 significant digits even
 # after multiplying by the largest quantity and summing the largest order.
 MAX_PRICE = Decimal("1000000")
+# A price as text: 1-7 ASCII digits, then at most two decimals; nothing else.
+_MONEY_TEXT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
 
 
 def parse_price(value: Any) -> Decimal:
-    """A price: a number or a decimal string, > 0, at most two decimal places.
+    """A price, > 0 and at most 1,000,000: a JSON number, or a string of ASCII
+    digits with at most two decimals (``^[0-9]{1,7}(\\.[0-9]{1,2})?$``).
 
     Raises ValueError with a sentence a client can act on.
     """
     if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
         raise ValueError("must be a number or a decimal string, e.g. 12.50")
+    if isinstance(value, str) and not _MONEY_TEXT.fullmatch(value):
+        # Decimal() alone also takes "1e3", "1_000", "+5", " 5" and other
+        # scripts' digits: none of them is how anyone writes a price.
+        raise ValueError(
+            "must be a decimal string of ASCII digits with at most 2 decimal places, e.g. 12.50"
+        )
     try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
+        amount = Decimal(value)
     except InvalidOperation:
         raise ValueError("must be a number or a decimal string, e.g. 12.50") from None
     if not amount.is_finite():

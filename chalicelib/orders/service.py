@@ -153,13 +153,24 @@ def change_status(
 ) -> dict[str, Any]:
     """Move an order to ``target``; a repeated move to the status it has is a no-op.
 
-    Raises NotFound, PreconditionFailed (``expected_version`` is not current),
-    InvalidTransition (409), or Conflict when the order kept changing under it.
+    The checks run in the order HTTP gives them (RFC 9110, 13.2.1): what is
+    wrong with the request whatever the order's state (no such order, a status
+    this actor may never ask for) comes before the ``If-Match`` precondition,
+    and the precondition before anything decided from the order's state, the
+    no-op included. So a client asking for CONFIRMED is refused even when the
+    order is CONFIRMED, and a stale ``If-Match`` is refused even when the
+    order already has ``target``.
+
+    Raises NotFound, InvalidTransition (409), PreconditionFailed
+    (``expected_version`` is not current), or Conflict when the order kept
+    changing under it.
     """
     for _ in range(MAX_DECISIONS):
         order = services.orders.get(order_id)
         if order is None:
             raise NotFound(f"no order {order_id}")
+        current = Status(order["status"])
+        states.check_actor(current, target, actor)
         if expected_version is not None and order["version"] != expected_version:
             error = PreconditionFailed(
                 f"order {order_id} is at version {order['version']}, not {expected_version}",
@@ -167,7 +178,6 @@ def change_status(
             )
             error.extra = {"current_version": order["version"]}
             raise error
-        current = Status(order["status"])
         if current is target:
             return order
         states.check(current, target, actor)

@@ -10,7 +10,10 @@
        └──▶ CANCELLED
 
 CONFIRMED and REJECTED are the inventory's verdict on an order (system
-moves); clients cancel, ship and deliver. Every move is one conditional write
+moves); clients cancel, ship and deliver. Who may ask for a status does not
+depend on the order's state: a client asking for CONFIRMED is refused even
+when the order is already CONFIRMED, so that "may I ask for this?" never has
+a different answer for a retry. Every move is one conditional write
 on the order's ``version`` (see :mod:`chalicelib.orders.store`), so two moves
 can never both start from the same state.
 """
@@ -60,6 +63,23 @@ def allowed(current: Status, actor: Actor) -> tuple[Status, ...]:
     return tuple(t for t, who in TRANSITIONS.get(current, {}).items() if who == actor)
 
 
+def requestable(actor: Actor) -> frozenset[Status]:
+    """The statuses ``actor`` may ever ask for: the targets of its moves.
+
+    PENDING is nobody's: an order starts there and no move leads back.
+    """
+    return frozenset(
+        t for moves in TRANSITIONS.values() for t, who in moves.items() if who == actor
+    )
+
+
+def check_actor(current: Status, target: Status, actor: Actor) -> None:
+    """Raise :class:`InvalidTransition` if ``actor`` may never ask for ``target``,
+    whatever the order's status (``current`` only fills in the answer)."""
+    if target not in requestable(actor):
+        raise InvalidTransition(current, target, actor)
+
+
 def check(current: Status, target: Status, actor: Actor) -> None:
     """Raise :class:`InvalidTransition` unless ``actor`` may move ``current`` to ``target``."""
     if target not in allowed(current, actor):
@@ -75,17 +95,25 @@ def event_type(old: Status | None, new: Status) -> EventType:
     return EventType.ORDER_STATUS_CHANGED
 
 
+_NAMED = {Actor.CLIENT: "a client", Actor.SYSTEM: "the system"}
+
+
+def _refusal(current: Status, target: Status, actor: Actor) -> str:
+    if target not in requestable(actor):
+        others = [who for who in Actor if who is not actor and target in requestable(who)]
+        if others:
+            return f"{target} is set by {_NAMED[others[0]]}, not by {_NAMED[actor]}"
+        return f"{target} is where an order starts; no move leads to it"
+    return f"an order in {current} cannot move to {target}"
+
+
 class InvalidTransition(Conflict):
     """A move the machine does not have, or one the actor may not make."""
 
     def __init__(self, current: Status, target: Status, actor: Actor):
         options = allowed(current, actor)
         options_text = ", ".join(options) if options else "none"
-        reason = (
-            f"{target} is set by the system, not by a client"
-            if actor is Actor.CLIENT and TRANSITIONS.get(current, {}).get(target) is Actor.SYSTEM
-            else f"an order in {current} cannot move to {target}"
-        )
+        reason = _refusal(current, target, actor)
         super().__init__(
             f"{reason}; allowed from {current}: {options_text}",
             [{"field": "status", "problem": reason}],

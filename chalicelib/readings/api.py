@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 pydantic = lazy("pydantic")
 model = lazy("chalicelib.readings.model")
 validation = lazy("chalicelib.validation")
+uploads = lazy("chalicelib.readings.uploads")
 
-UPLOAD_URL_SECONDS = 900
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,123}\.csv", re.IGNORECASE)
 _INGEST_ID = re.compile(r"[0-9a-f]{32}")
 _END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -62,15 +62,17 @@ def create_upload(services, params, raw_body, headers) -> tuple[int, dict[str, A
         raise ValidationFailed("the upload request is not valid", found)
     key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}/{filename}"
     bucket = services.settings.uploads_bucket
-    url = services.clients.s3.generate_presigned_url(
-        "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=UPLOAD_URL_SECONDS
-    )
+    max_bytes = services.settings.upload_max_bytes
+    post = uploads.presigned_post(services.clients.s3, bucket, key, max_bytes)
     return 201, {
         "bucket": bucket,
         "key": key,
-        "url": url,
-        "method": "PUT",
-        "expires_in": UPLOAD_URL_SECONDS,
+        "method": "POST",
+        "url": post["url"],
+        "fields": post["fields"],
+        "content_type": uploads.CONTENT_TYPE,
+        "max_bytes": max_bytes,
+        "expires_in": uploads.URL_SECONDS,
     }
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # loads the ingest's CSV and S3 code, and no API function loads Powertools'
 # batch processors or the readings' domain modules.
 batch = lazy("chalicelib.batch")
+attempts = lazy("chalicelib.readings.attempts")
 ingest = lazy("chalicelib.readings.ingest")
 s3events = lazy("chalicelib.readings.s3events")
 writer = lazy("chalicelib.readings.writer")
@@ -79,7 +80,9 @@ def _ingest_all(refs: list[ObjectRef], services, owner: str, lease: float) -> No
             logger.exception("ingest attempt failed", extra={"ingest_id": ref.ingest_id})
             failures.append(error)
             try:
-                services.jobs.note_error(ref.ingest_id, f"{type(error).__name__}: {error}")
+                # The exception is in the log line above; the job (which
+                # the API returns) gets a code and a sentence of ours.
+                services.jobs.note_error(ref.ingest_id, attempts.public_failure(error))
                 services.jobs.release(ref.ingest_id, owner)
             except Exception:
                 logger.exception("could not record the failed attempt on the job")

@@ -121,21 +121,28 @@ def replay_object(ref: ObjectRef, services) -> dict[str, Any]:
         return _run(ref, claim.run, services)
 
 
-def _open(ref: ObjectRef, s3: Any):
+def _open(ref: ObjectRef, s3: Any) -> dict[str, Any]:
     args: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
         args["VersionId"] = ref.version_id
     elif ref.etag:
         # Read the version the event announced, not whatever replaced it since.
         args["IfMatch"] = f'"{ref.etag.strip(chr(34))}"'
-    return s3.get_object(**args)["Body"]
+    return s3.get_object(**args)
+
+
+def too_large(size: int, limit: int) -> str:
+    return (
+        f"the object is {size:,} bytes, over this stage's upload maximum of {limit:,} bytes; "
+        "split the file and upload the parts"
+    )
 
 
 def _run(ref: ObjectRef, run: int, services) -> dict[str, Any]:
     jobs = services.jobs
     ingest_id = ref.ingest_id
     try:
-        body = _open(ref, services.clients.s3)
+        response = _open(ref, services.clients.s3)
     except ClientError as error:
         code = error_code(error)
         if code in _GONE:
@@ -143,6 +150,15 @@ def _run(ref: ObjectRef, run: int, services) -> dict[str, Any]:
         if code in _REPLACED:
             return jobs.fail(ingest_id, "the object was replaced before it could be read", run)
         raise
+    body = response["Body"]
+    # Whoever wrote the object (a presigned POST enforces the same bound, but
+    # an operator or another tool may not have used one), an object over the
+    # stage's maximum is refused before a row is read.
+    size = int(response.get("ContentLength") or 0)
+    limit = services.settings.upload_max_bytes
+    if size > limit:
+        body.close()
+        return jobs.fail(ingest_id, too_large(size, limit), run)
     try:
         try:
             records = CsvRecords(body, CSV_COLUMNS)
@@ -160,7 +176,15 @@ def _load(ref: ObjectRef, run: int, records: CsvRecords, services) -> dict[str, 
         services.clients.sqs, services.ingest_queue_url, Backoff(services.clock, attempts=5)
     )
     seen = accepted = 0
-    with RejectsReport() as rejects:
+    settings = services.settings
+    report = RejectsReport(
+        services.clients.s3,
+        ref.bucket,
+        f"{REJECTS_PREFIX}{ingest_id}.csv",
+        max_rows=settings.rejects_max_rows,
+        max_bytes=settings.rejects_max_bytes,
+    )
+    with report as rejects:
         for record in records:
             seen += 1
             reading, found = validate_record(record, records.header)
@@ -175,10 +199,7 @@ def _load(ref: ObjectRef, run: int, records: CsvRecords, services) -> dict[str, 
         if last:
             sender.add(last)
         sender.flush()
-        rejects_key = None
-        if rejects.rows:
-            rejects_key = f"{REJECTS_PREFIX}{ingest_id}.csv"
-            rejects.upload(services.clients.s3, ref.bucket, rejects_key)
+        rejects_key = rejects.finish()
     count("RowsAccepted", accepted)
     count("RowsRejected", rejects.rows)
     job = services.jobs.set_totals(
@@ -190,6 +211,7 @@ def _load(ref: ObjectRef, run: int, records: CsvRecords, services) -> dict[str, 
         chunks_total=packer.chunks,
         extra_columns=list(records.header.extra) if records.header else [],
         rejects_key=rejects_key,
+        rejects_truncated=rejects.truncated,
     )
     logger.info(
         "object parsed",
@@ -197,6 +219,7 @@ def _load(ref: ObjectRef, run: int, records: CsvRecords, services) -> dict[str, 
             "rows_seen": seen,
             "rows_accepted": accepted,
             "rows_rejected": rejects.rows,
+            "rejects_listed": rejects.listed,
             "chunks": packer.chunks,
             "run": run,
             "sqs_calls": sender.calls,

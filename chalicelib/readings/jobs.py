@@ -46,6 +46,7 @@ from chalicelib.clock import Clock
 from chalicelib.dynamo import from_item, is_condition_failure, to_item
 from chalicelib.errors import JobNotFound
 from chalicelib.readings import keys
+from chalicelib.readings.attempts import as_public
 
 RUNNING = "RUNNING"
 COMPLETED = "COMPLETED"
@@ -71,6 +72,7 @@ _PUBLIC = (
     "run",
     "extra_columns",
     "rejects_key",
+    "rejects_truncated",
     "last_error",
     "version_id",
     "etag",
@@ -112,6 +114,10 @@ def to_public(raw: dict[str, Any]) -> dict[str, Any]:
             value = int(value)
         elif name == "extra_columns":
             value = list(value or [])
+        elif name == "rejects_truncated":
+            value = bool(value)
+        elif name == "last_error":
+            value = as_public(value)
         job[name] = value
     return job
 
@@ -333,8 +339,12 @@ class IngestJobs:
         chunks_total: int,
         extra_columns: list[str],
         rejects_key: str | None,
+        rejects_truncated: bool = False,
     ) -> dict[str, Any]:
         """Record what run ``run`` of the parse found, and release its lease.
+
+        The counts are exact even when the rejects report was cut short
+        (``rejects_truncated``): it lists only the first rejected rows.
 
         SET, not ADD: a re-run writes the same numbers. Conditional on the job
         still being on this run; a superseded run changes nothing and gets the
@@ -349,10 +359,12 @@ class IngestJobs:
             ":now": self._now(),
             ":true": True,
             ":run": run,
+            ":cut": rejects_truncated,
         }
         expression = (
             "SET rows_seen = :seen, rows_accepted = :acc, rows_rejected = :rej, "
-            "chunks_total = :chunks, extra_columns = :extra, parsed = :true, updated_at = :now"
+            "chunks_total = :chunks, extra_columns = :extra, parsed = :true, updated_at = :now, "
+            "rejects_truncated = :cut"
         )
         if rejects_key:
             values[":rk"] = rejects_key
@@ -381,15 +393,18 @@ class IngestJobs:
             raise JobNotFound(f"no ingest job {ingest_id}")
         return job
 
-    def note_error(self, ingest_id: str, error: str) -> None:
-        """Keep the latest failed attempt visible while SQS retries the job."""
+    def note_error(self, ingest_id: str, error: dict[str, str]) -> None:
+        """Keep the latest failed attempt visible while SQS retries the job.
+
+        ``error`` is the public ``{"code", "message"}`` (:mod:`chalicelib.readings.attempts`).
+        """
         self.client.update_item(
             TableName=self.table,
             Key=to_item({keys.JOB_PK: ingest_id}),
             UpdateExpression="SET last_error = :e, updated_at = :now",
             ConditionExpression="attribute_exists(#id)",
             ExpressionAttributeNames={"#id": keys.JOB_PK},
-            ExpressionAttributeValues=to_item({":e": error[:1000], ":now": self._now()}),
+            ExpressionAttributeValues=to_item({":e": error, ":now": self._now()}),
         )
 
     def release(self, ingest_id: str, owner: str) -> None:

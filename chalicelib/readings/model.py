@@ -7,7 +7,6 @@ CSV fields are strings, and JSON bodies are parsed with ``Decimal``.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib.clock import iso_utc
 from chalicelib.readings import keys
+from chalicelib.validation import text_problem
 
 CSV_COLUMNS = (
     "timestamp",
@@ -35,9 +35,6 @@ _MICRO = Decimal("0.000001")
 # DynamoDB stores numbers with 38 significant digits, magnitude 1e-130 to 1e125.
 _MAX_DIGITS = 38
 _MAX_LATENCY = Decimal("1e125")
-# C0 and C1 controls, surrogates (bytes that were not UTF-8), and the two
-# noncharacters that SQS cannot carry in a message body.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _problem(kind: str, message: str) -> PydanticCustomError:
@@ -67,7 +64,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise _problem("timestamp", "must be epoch seconds or an ISO 8601 date-time")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+        raise _problem("timestamp", "is outside the years 1970 to 9999 in UTC") from None
     if parsed.year < 1970:
         raise _problem("timestamp", "must not be before 1970-01-01")
     return parsed
@@ -86,13 +86,16 @@ def _from_epoch(epoch: Decimal) -> datetime:
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise _problem("text", "must be a string")
+    # The rule shared with orders; checked before stripping, so a forbidden
+    # character is refused wherever it is.
+    problem = text_problem(value)
+    if problem:
+        raise _problem("text", problem)
     text = value.strip()
     if not text:
         raise _problem("text", "is empty")
     if len(text) > MAX_TEXT:
         raise _problem("text", f"is longer than {MAX_TEXT} characters")
-    if _CONTROL.search(text):
-        raise _problem("text", "contains control characters or bytes that are not UTF-8")
     return text
 
 

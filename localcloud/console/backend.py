@@ -121,6 +121,9 @@ class Backend:
         dlq_keys = {q.key: q.dlq_key for q in target.stack.queues}
         for row in snap["queues"]:
             row["dlq_key"] = dlq_keys.get(row["key"], row["key"])
+        sources = {s.function: s.source_key for s in target.stack.event_sources}
+        for item in snap["streams"]["items"]:
+            item["table"] = sources.get(item["function"])
         try:
             snap["durations"] = metrics.last_durations(target.clients("cloudwatch"), target.stack)
         except AWS_ERRORS as error:
@@ -221,7 +224,8 @@ class Backend:
     def peek(self, name: str) -> dict[str, Any]:
         dlq = self._dead_letters(name)
         sqs = self.target.clients.sqs
-        messages = peek(sqs, queue_url(sqs, dlq), DEFAULT_PEEK)
+        carries = self.target.stack.carries(dlq)
+        messages = peek(sqs, queue_url(sqs, dlq), DEFAULT_PEEK, carries=carries)
         return {"dlq": dlq, "messages": [m.to_dict() for m in messages]}
 
     # -- actions ----------------------------------------------------------------
@@ -269,6 +273,12 @@ class Backend:
         if grant.status != 201:
             return {"status": grant.status, "error": grant.body}
         etag, version_id = _send_upload(grant.body, filename, data)
+        if not etag:
+            # moto answers a POST form with neither header (docs/local-cloud-semantics.md).
+            head = self.target.clients.s3.head_object(
+                Bucket=grant.body["bucket"], Key=grant.body["key"]
+            )
+            etag, version_id = head["ETag"].strip('"'), head.get("VersionId")
         uploaded = Upload(grant.body["bucket"], grant.body["key"], etag, version_id)
         # The ids the job may have, most likely first (see ops.upload.Upload.ingest_ids).
         return {"status": 201, "key": uploaded.key, "ingest_ids": list(uploaded.ingest_ids)}

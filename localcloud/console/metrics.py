@@ -3,9 +3,10 @@
 The series come from the local CloudWatch, where the runtime forwards what
 Lambda and the app publish (``AWS/Lambda`` per function, and the app's EMF
 metrics in :data:`chalicelib.observability.NAMESPACE`). moto stores alarms
-but never evaluates them, so :func:`alarms` does what CloudWatch would: an
-alarm is ALARM when each of its last ``evaluation_periods`` periods breaches
-the threshold, with missing data treated as the declaration says.
+but never evaluates them, so :func:`alarms` does what CloudWatch would,
+through :mod:`ops.alarmstate` (the evaluation ``ops status`` uses): an alarm
+is ALARM when each of its last ``evaluation_periods`` periods breaches the
+threshold, with missing data treated as the declaration says.
 
 SQS's own metrics are not published by moto. The DLQ alarms' metric
 (``ApproximateNumberOfMessagesVisible``) is read from the queue's attributes
@@ -15,7 +16,6 @@ message has no local source and is reported as not measured.
 
 from __future__ import annotations
 
-import operator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,15 +25,10 @@ from chalicelib.observability import NAMESPACE
 from chalicelib.orders.analytics import METRICS as ORDER_METRICS
 from infra.declaration import Alarm, Stack
 from infra.provision import Outputs
+from ops import alarmstate
 
 SERIES_MINUTES = 15
 SERIES_PERIOD = 10
-COMPARISONS = {
-    "GreaterThanThreshold": operator.gt,
-    "GreaterThanOrEqualToThreshold": operator.ge,
-    "LessThanThreshold": operator.lt,
-    "LessThanOrEqualToThreshold": operator.le,
-}
 AWS_ERRORS = (ClientError, BotoCoreError)
 
 
@@ -139,27 +134,23 @@ def _evaluate(
         "threshold": alarm.threshold,
         "comparison": alarm.comparison,
     }
-    breaches = COMPARISONS[alarm.comparison]
     try:
-        if alarm.namespace == "AWS/SQS":
-            value = _queue_metric(alarm, sqs, queue_urls)
-            if value is None:
-                return {**row, "state": "INSUFFICIENT_DATA", "reason": "not measured locally"}
-            state = "ALARM" if breaches(value, alarm.threshold) else "OK"
-            return {**row, "state": state, "value": value}
-        values = _periods(alarm, cloudwatch, now)
+        if alarm.namespace != "AWS/SQS":
+            # The same evaluation as ``ops status`` gives the iterator-age alarm.
+            judged = alarmstate.evaluate(cloudwatch, alarm, now)
+            latest = judged["values"][0] if judged["values"] else None
+            return {**row, "state": judged["state"], "value": latest}
+        value = _queue_metric(alarm, sqs, queue_urls)
     except (*AWS_ERRORS, KeyError) as error:
-        return {**row, "state": "INSUFFICIENT_DATA", "reason": str(error)}
-    missing_breaches = alarm.treat_missing_data == "breaching"
-    breached = [
-        missing_breaches if value is None else breaches(value, alarm.threshold) for value in values
-    ]
-    latest = next((v for v in reversed(values) if v is not None), None)
-    state = "ALARM" if all(breached) else "OK"
-    return {**row, "state": state, "value": latest}
+        return {**row, "state": alarmstate.INSUFFICIENT, "reason": str(error)}
+    if value is None:
+        return {**row, "state": alarmstate.INSUFFICIENT, "reason": "not measured locally"}
+    breaches = alarmstate.COMPARISONS[alarm.comparison](value, alarm.threshold)
+    return {**row, "state": alarmstate.ALARM if breaches else alarmstate.OK, "value": value}
 
 
 def _queue_metric(alarm: Alarm, sqs: Any, queue_urls: dict[str, str]) -> float | None:
+    """What CloudWatch samples for an SQS depth metric, read from the queue itself."""
     if alarm.metric_name != "ApproximateNumberOfMessagesVisible":
         return None
     name = dict(alarm.dimensions)["QueueName"]
@@ -167,21 +158,3 @@ def _queue_metric(alarm: Alarm, sqs: Any, queue_urls: dict[str, str]) -> float |
         QueueUrl=queue_urls[name], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return float(attributes["ApproximateNumberOfMessages"])
-
-
-def _periods(alarm: Alarm, cloudwatch: Any, now: datetime | None) -> list[float | None]:
-    """The alarm's statistic for each of its last ``evaluation_periods`` periods, oldest first."""
-    # A minute ahead, so that a datapoint published just now is inside the last period.
-    end = (now or datetime.now(UTC)).replace(microsecond=0) + timedelta(minutes=1)
-    start = end - timedelta(seconds=alarm.period * alarm.evaluation_periods)
-    query = _query(
-        0, alarm.namespace, alarm.metric_name, dict(alarm.dimensions), alarm.statistic, alarm.period
-    )
-    found = _fetch(cloudwatch, [query], start, end + timedelta(seconds=1))["q0"]
-    values: list[float | None] = []
-    for i in range(alarm.evaluation_periods):
-        lower = start + timedelta(seconds=alarm.period * i)
-        upper = lower + timedelta(seconds=alarm.period)
-        inside = [v for stamp, v in found.items() if lower <= stamp.astimezone(UTC) < upper]
-        values.append(max(inside) if inside else None)
-    return values

@@ -1,7 +1,8 @@
 """Publishes invocation metrics and forwards EMF lines to the local CloudWatch.
 
 In AWS, Lambda itself publishes ``AWS/Lambda`` Invocations, Errors and Duration
-(dimension ``FunctionName``), and CloudWatch Logs turns Embedded Metric Format
+(dimension ``FunctionName``), and IteratorAge for stream mappings
+(:mod:`localcloud.runtime.streamlag`), and CloudWatch Logs turns Embedded Metric Format
 lines into metrics. moto does neither, so the runtime does both: it queues
 metric data and a background thread sends it with ``put_metric_data`` in
 batches, keeping the extra API calls off the invocation's path.
@@ -109,6 +110,17 @@ class MetricsPublisher:
     def invocation(self, function_name: str, failed: bool, duration_ms: float) -> None:
         for datum in invocation_data(function_name, failed, duration_ms):
             self._queue.put((LAMBDA_NAMESPACE, datum))
+
+    def iterator_age(self, function_name: str, age_ms: float) -> None:
+        """A stream mapping's ``IteratorAge``, as Lambda records it."""
+        datum = {
+            "MetricName": "IteratorAge",
+            "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+            "Value": float(age_ms),
+            "Unit": "Milliseconds",
+            "Timestamp": _now(),
+        }
+        self._queue.put((LAMBDA_NAMESPACE, datum))
 
     def emf(self, printed: str) -> None:
         """Forward every EMF line in what an invocation printed."""

@@ -24,6 +24,8 @@ from localcloud.runtime.invoke import Stats
 from localcloud.runtime.metrics import MetricsPublisher
 from localcloud.runtime.poller import IDLE_POLL_SECONDS, Poller
 from localcloud.runtime.sources import build_pollers
+from localcloud.runtime.streamlag import LagMonitor
+from localcloud.runtime.streams import StreamPoller
 from localcloud.runtime.wiring import Wiring
 
 # Idle must be seen this many times in a row, with no batch starting between,
@@ -61,6 +63,7 @@ class EventSourceRuntime:
         self._environment = Environment(stage_config.environment())
         self._pollers: list[Poller] = []
         self._metrics: MetricsPublisher | None = None
+        self._lag: LagMonitor | None = None
         self._stdout: capture.ThreadStdout | None = None
         self._started = False
         self._switch_interval: float | None = None
@@ -101,6 +104,16 @@ class EventSourceRuntime:
             raise
         for poller in self._pollers:
             poller.start()
+        streams = [p for p in self._pollers if isinstance(p, StreamPoller)]
+        if streams:
+            self._lag = LagMonitor(
+                streams,
+                self._clients("dynamodbstreams"),
+                self._clients("dynamodb"),
+                self._metrics,
+                self._stopping,
+            )
+            self._lag.start()
 
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
         """True once every source is drained and nothing is in flight.
@@ -143,7 +156,13 @@ class EventSourceRuntime:
         metrics.emf("".join(printed))
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        return self._stats.snapshot()
+        """Per function: invocations, errors, timeouts, the last error and, for a stream
+        mapping, its ``lag`` (:class:`~localcloud.runtime.streamlag.StreamLag`)."""
+        stats = self._stats.snapshot()
+        lag = self._lag.snapshot() if self._lag is not None else {}
+        for function, figures in lag.items():
+            stats.setdefault(function, {})["lag"] = figures
+        return stats
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every poller and batch thread; in-flight batches are abandoned
@@ -154,6 +173,9 @@ class EventSourceRuntime:
         deadline = time.monotonic() + timeout
         for poller in self._pollers:
             poller.join(max(0.0, deadline - time.monotonic()))
+        if self._lag is not None:
+            self._lag.join(max(0.0, deadline - time.monotonic()))
+            self._lag = None
         if self._metrics is not None:
             self._metrics.stop(max(0.1, deadline - time.monotonic()))
             self._metrics = None

@@ -74,6 +74,7 @@ def _poller(config: Any, wiring: Wiring) -> Poller:
             StreamSource.from_config(config, settings, wiring),
             invoker,
             wiring.clients("dynamodbstreams"),
+            wiring.clients("dynamodb"),
             sqs,
             wiring.stats,
             wiring.stopping,

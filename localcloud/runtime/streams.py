@@ -16,6 +16,13 @@
   range, condition) is sent to the on-failure queue if one is declared, and
   processing moves on.
 * Filter criteria: records matching no pattern are skipped before batching.
+* A refused read (an expired or unknown iterator, a 500, a stream that is
+  gone): the poller logs one warning, re-describes the stream and re-opens
+  each shard after the last record it holds, else after its checkpoint. If the
+  table's stream is a new one (the table was recreated, e.g. by
+  ``python -m localcloud reset``), the old checkpoints mean nothing on it: it
+  reads the new stream from ``TRIM_HORIZON``. Until a read succeeds it retries
+  with a growing pause, quietly.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from localcloud.runtime.context import ACCOUNT_ID
 from localcloud.runtime.filters import RecordFilter
 from localcloud.runtime.invoke import ABORTED, Invoker, Stats
@@ -42,6 +51,10 @@ log = logging.getLogger(__name__)
 RETRY_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 GET_RECORDS_LIMIT = 1000
+# Pauses between attempts to re-open a stream that cannot be read: the first
+# retry is at once (an expired iterator needs nothing else), then they grow.
+REOPEN_PAUSE_SECONDS = 0.5
+REOPEN_PAUSE_MAX_SECONDS = 5.0
 
 # (function ARN, stream ARN, shard id) -> last checkpointed sequence number.
 _CHECKPOINTS: dict[tuple[str, str, str], str] = {}
@@ -114,6 +127,42 @@ def _sequence(record: dict[str, Any]) -> str:
     return record["dynamodb"]["SequenceNumber"]
 
 
+def table_name(stream_arn: str) -> str:
+    """``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL`` -> NAME."""
+    return stream_arn.split(":", 5)[5].split("/")[1]
+
+
+class StreamUnreadable(Exception):
+    """DynamoDB Streams refused a read; the cause is chained."""
+
+
+@dataclass(frozen=True)
+class ShardPosition:
+    """Where a mapping stands on one shard, as the lag monitor needs it."""
+
+    shard_id: str
+    checkpoint: str | None
+    held: int  # records read and not yet processed
+    oldest_held: float | None  # ApproximateCreationDateTime (epoch s) of the first of them
+    caught_up: bool
+
+
+@dataclass(frozen=True)
+class PollerPosition:
+    stream_arn: str
+    starting_position: str
+    shards: tuple[ShardPosition, ...]
+    busy: bool
+    read_error: str | None
+    failing_since: float | None  # time.time() of the first refused read in a row
+
+
+def _one_line(message: str, limit: int = 200) -> str:
+    """An error for a log line or a status cell (moto's 500 answers are whole HTML pages)."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 @dataclass
 class _Shard:
     shard_id: str
@@ -126,6 +175,15 @@ class _Shard:
     caught_up: bool = False
 
 
+def _last_held(shard: _Shard) -> str | None:
+    """The sequence number of the last record the shard has read and still holds."""
+    if shard.buffer:
+        return _sequence(shard.buffer[-1])
+    if shard.batches and shard.batches[-1]:
+        return _sequence(shard.batches[-1][-1])
+    return None
+
+
 class StreamPoller(Poller):
     name = "stream"
 
@@ -134,6 +192,7 @@ class StreamPoller(Poller):
         source: StreamSource,
         invoker: Invoker,
         streams: Any,
+        tables: Any,
         sqs: Any,
         stats: Stats,
         stopping: threading.Event,
@@ -145,39 +204,163 @@ class StreamPoller(Poller):
         self._streams = streams
         self._sqs = sqs
         self._stats = stats
+        self._tables = tables
+        # The stream read: the declared one, until the table gets a new stream.
+        self.stream_arn = source.stream_arn
         self._shards: list[_Shard] | None = None
+        self._reopen = False
+        self._read_error: str | None = None
+        self._failing_since: float | None = None
+        self._refusals = 0
 
     def _key(self, shard_id: str) -> tuple[str, str, str]:
-        return (self.source.function_arn, self.source.stream_arn, shard_id)
+        return (self.source.function_arn, self.stream_arn, shard_id)
 
-    def _open(self) -> list[_Shard]:
-        description = self._streams.describe_stream(StreamArn=self.source.stream_arn)
-        shards = []
-        for shard in description["StreamDescription"]["Shards"]:
-            shard_id = shard["ShardId"]
-            with _CHECKPOINTS_LOCK:
-                checkpoint = _CHECKPOINTS.get(self._key(shard_id))
-            args: dict[str, Any] = {"StreamArn": self.source.stream_arn, "ShardId": shard_id}
-            if checkpoint:
-                args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=checkpoint)
-            else:
-                args["ShardIteratorType"] = self.source.starting_position
-            iterator = self._streams.get_shard_iterator(**args)["ShardIterator"]
-            shards.append(_Shard(shard_id=shard_id, iterator=iterator))
+    def checkpoint(self, shard_id: str) -> str | None:
+        with _CHECKPOINTS_LOCK:
+            return _CHECKPOINTS.get(self._key(shard_id))
+
+    # -- opening and re-opening the stream ----------------------------------------
+
+    def _open(self, previous: list[_Shard] | None) -> list[_Shard]:
+        """Describe the stream and take an iterator for each shard.
+
+        With ``previous`` (a re-open after a refused read), a shard goes on after
+        the last record it holds or its checkpoint, keeping its batches and retry
+        count; if the table now has another stream, everything starts afresh from
+        ``TRIM_HORIZON`` of the new one.
+        """
+        try:
+            if previous is None:
+                self._adopt_current_stream()
+            fresh_stream = previous is not None and self._follow_new_stream()
+            if fresh_stream:
+                previous = None
+            description = self._streams.describe_stream(StreamArn=self.stream_arn)
+            held = {s.shard_id: s for s in previous or ()}
+            shards = []
+            for shard in description["StreamDescription"]["Shards"]:
+                shard_id = shard["ShardId"]
+                kept = held.get(shard_id) or _Shard(shard_id=shard_id, iterator=None)
+                after = _last_held(kept) or self.checkpoint(shard_id)
+                args: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard_id}
+                if after:
+                    args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
+                elif fresh_stream:
+                    args["ShardIteratorType"] = "TRIM_HORIZON"
+                else:
+                    args["ShardIteratorType"] = self.source.starting_position
+                kept.iterator = self._streams.get_shard_iterator(**args)["ShardIterator"]
+                shards.append(kept)
+        except (ClientError, BotoCoreError) as error:
+            raise StreamUnreadable(str(error)) from error
         return shards
 
+    def _adopt_current_stream(self) -> None:
+        """Read the table's stream now, even if the app names an older one.
+
+        ``app.py`` reads the stream ARN when it is imported, once per process.
+        A process that runs a second local cloud (a test run, with a moto of its
+        own) has a new table and stream by then; resuming after a checkpoint of
+        the old stream would skip the new one's first records, whose sequence
+        numbers restart where the old ones did. In AWS the mapping's ARN is the
+        table's stream, and this changes nothing.
+        """
+        table = self._tables.describe_table(TableName=table_name(self.stream_arn))["Table"]
+        current = table.get("LatestStreamArn")
+        if current and current != self.stream_arn:
+            log.info(
+                "%s: reading table %s's current stream %s",
+                self.function,
+                table["TableName"],
+                current,
+            )
+            self.stream_arn = current
+
+    def _follow_new_stream(self) -> bool:
+        """True (and the new stream adopted) if the table's stream is no longer the one read."""
+        table = self._tables.describe_table(TableName=table_name(self.stream_arn))["Table"]
+        current = table.get("LatestStreamArn")
+        if not current or current == self.stream_arn:
+            return False
+        log.warning(
+            "%s: table %s has a new stream %s; reading it from TRIM_HORIZON",
+            self.function,
+            table["TableName"],
+            current,
+        )
+        self.stream_arn = current
+        return True
+
     def poll(self) -> None:
-        if self._shards is None:
-            self._shards = self._open()
-        progressed = False
-        for shard in self._shards:
-            if self._stopping.is_set():
-                return
-            progressed |= self._step(shard)
+        try:
+            if self._shards is None or self._reopen:
+                self._shards = self._open(self._shards)
+                self._reopen = False
+            progressed = False
+            for shard in self._shards:
+                if self._stopping.is_set():
+                    return
+                progressed |= self._step(shard)
+        except StreamUnreadable as error:
+            self._refused(error)
+            return
+        self._readable()
         if progressed:
             self._found_work()
         else:
             self._wait_idle()
+
+    def _refused(self, error: StreamUnreadable) -> None:
+        """A read failed: re-open at the next poll; one warning per run of failures."""
+        self._reopen = True
+        self._read_error = _one_line(str(error))
+        if self._failing_since is None:
+            self._failing_since = time.time()
+            log.warning(
+                "%s: cannot read stream %s (%s); re-opening it from the checkpoint",
+                self.function,
+                self.stream_arn,
+                self._read_error,
+            )
+        else:
+            log.debug("%s: stream still unreadable: %s", self.function, self._read_error)
+        pause = REOPEN_PAUSE_SECONDS * 2 ** min(self._refusals, 8)
+        self._refusals += 1
+        if self._refusals > 1:
+            self._stopping.wait(min(pause, REOPEN_PAUSE_MAX_SECONDS))
+
+    def _readable(self) -> None:
+        if self._failing_since is not None:
+            log.info("%s: reading stream %s again", self.function, self.stream_arn)
+        self._read_error, self._failing_since, self._refusals = None, None, 0
+
+    def position(self) -> PollerPosition | None:
+        """A consistent-enough copy of where this mapping stands (for the lag monitor)."""
+        shards = self._shards
+        if shards is None:
+            return None
+        positions = []
+        for shard in list(shards):
+            held = [r for batch in list(shard.batches) for r in batch] + list(shard.buffer)
+            oldest = held[0]["dynamodb"].get("ApproximateCreationDateTime") if held else None
+            positions.append(
+                ShardPosition(
+                    shard_id=shard.shard_id,
+                    checkpoint=self.checkpoint(shard.shard_id),
+                    held=len(held),
+                    oldest_held=oldest,
+                    caught_up=shard.caught_up,
+                )
+            )
+        return PollerPosition(
+            stream_arn=self.stream_arn,
+            starting_position=self.source.starting_position,
+            shards=tuple(positions),
+            busy=self.busy,
+            read_error=self._read_error,
+            failing_since=self._failing_since,
+        )
 
     def _step(self, shard: _Shard) -> bool:
         fetched = self._fetch(shard)
@@ -194,9 +377,14 @@ class StreamPoller(Poller):
     def _fetch(self, shard: _Shard) -> bool:
         if shard.iterator is None or len(shard.buffer) >= self.source.batch_size:
             return False
-        response = self._streams.get_records(ShardIterator=shard.iterator, Limit=GET_RECORDS_LIMIT)
+        try:
+            response = self._streams.get_records(
+                ShardIterator=shard.iterator, Limit=GET_RECORDS_LIMIT
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StreamUnreadable(str(error)) from error
         shard.iterator = response.get("NextShardIterator")
-        records = [lambda_record(r, self.source.stream_arn) for r in response.get("Records", [])]
+        records = [lambda_record(r, self.stream_arn) for r in response.get("Records", [])]
         shard.caught_up = not records
         kept = [r for r in records if self.source.record_filter.matches(r)]
         if records and not kept and not shard.buffer and not shard.batches:
@@ -315,7 +503,7 @@ class StreamPoller(Poller):
                 "approximateArrivalOfFirstRecord": iso(batch[0]),
                 "approximateArrivalOfLastRecord": iso(batch[-1]),
                 "batchSize": len(batch),
-                "streamArn": self.source.stream_arn,
+                "streamArn": self.stream_arn,
             },
         }
 

@@ -40,7 +40,7 @@ def test_every_section_ran_and_reported_its_figures_against_a_baseline(bench):
     assert results["quick"] is True
     assert {"cpus", "python", "os"} <= set(results["machine"])
     assert {name: s["status"] for name, s in results["sections"].items()} == dict.fromkeys(
-        ("calls", "orders", "throughput", "memory", "cold_start", "queries"), "ok"
+        ("calls", "orders", "throughput", "orders_load", "memory", "cold_start", "queries"), "ok"
     )
     for run in results["calls"]["runs"]:
         assert run["rows"] > 0 and run["total"] >= run["floor"] > 0
@@ -49,6 +49,7 @@ def test_every_section_ran_and_reported_its_figures_against_a_baseline(bench):
         life = results["orders"][kind]
         assert life["total_per_order"] == sum(life["calls_per_order"].values())
         assert life["invocations_per_order"]["publish_order_events"] >= 1
+    check_orders_load(results["orders_load"])
     throughput = results["throughput"]
     assert throughput["raw_batchwriteitem_items_per_s"]["median"] > 0
     assert throughput["naive"]["calls_per_1000_rows"] == 2000
@@ -65,12 +66,37 @@ def test_every_section_ran_and_reported_its_figures_against_a_baseline(bench):
     assert set(cost["orders"]) == {"shipped", "cancelled"}
 
 
+def check_orders_load(load):
+    """Every order of every level settled in the status its client drove it to (the
+    section fails otherwise), one of each fate per four; the replay sent the very calls
+    the level made; nothing went to a DLQ and no response was a 5xx."""
+    levels = load["levels"]
+    assert [level["clients"] for level in levels] == [1, 2]
+    for level in levels:
+        quarter = level["orders"] // 4
+        assert level["orders"] == 4 * level["clients"]
+        assert level["statuses"] == dict.fromkeys(
+            ("DELIVERED", "CANCELLED", "SHIPPED", "CONFIRMED"), quarter
+        )
+        assert level["moto_alone"]["calls"] == level["app_calls"] + level["poller_calls"]
+        assert level["calls_per_order"] == round(level["app_calls"] / level["orders"], 2)
+        # Each order made its POST, a PATCH per move, and the consumers' calls.
+        assert level["app_calls"] >= 4 * level["orders"]
+        for kind, moves in (("POST", 4), ("PATCH", 4)):
+            assert level["latency_ms"][kind]["n"] == moves * level["clients"]
+    assert load["orders"] == sum(level["orders"] for level in levels)
+    calls = sum(level["app_calls"] for level in levels)
+    assert load["total_calls_per_order"] == round(calls / load["orders"], 2)
+    assert load["server_errors"] == 0 and load["dead_letters"] == 0
+
+
 def test_the_report_explains_each_section_and_its_plots_exist(bench):
     text = (bench / "report.md").read_text()
-    for heading in ("Headline", "AWS calls per 1,000 rows", "AWS calls per order", "Throughput",
-                    "Memory", "Cold start", "Queries", "Cost"):  # fmt: skip
+    for heading in ("Headline", "AWS calls per 1,000 rows", "AWS calls per order",
+                    "Orders under load", "Throughput", "Memory", "Cold start", "Queries",
+                    "Cost"):  # fmt: skip
         assert f"## {heading}" in text
     plots = re.findall(r"!\[[^\]]*\]\((plots/[^)]+\.png)\)", text)
-    assert len(plots) == 7
+    assert len(plots) == 8
     for plot in plots:
         assert (bench / plot).read_bytes()[:8] == PNG_MAGIC

@@ -32,7 +32,12 @@ def test_the_map_is_live_and_an_uploaded_csv_reaches_completed(
     browser.goto(console_url)
     expect(browser.locator("#connection")).to_contain_text("live")
     # Every declared function and queue is on the map, with its figures filled in.
-    for node in ("function:write_readings", "function:update_inventory", "queue:ingest"):
+    for node in (
+        "function:write_readings",
+        "function:update_inventory",
+        "queue:ingest",
+        "stream:orders",
+    ):
         expect(browser.locator(f"[data-node='{node}'] > .figures")).not_to_have_text("")
     before = figures(browser, "function:write_readings")
     screenshot(browser, "pipeline")

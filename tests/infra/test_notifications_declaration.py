@@ -10,6 +10,7 @@ import pytest
 from chalicelib.orders import claims, emails
 from chalicelib.orders.states import EventType
 from infra import arns, iam
+from infra.declaration import MAX_RECEIVE_COUNT
 from infra.stageconfig import StageConfig
 from tests.infra.conftest import stack_for
 from tests.plugins.iam_calls import iam_requests
@@ -76,7 +77,24 @@ def test_a_crashed_invocation_s_message_returns_only_after_its_lease_has_ended(s
 def test_provisioning_verifies_the_sender_identity(clients, outputs, settings):
     identities = clients("ses").list_identities()["Identities"]
     assert settings.mail_from in identities
-    assert json.dumps(outputs.queues["notifications"])  # provisioned, with a URL and ARN
+
+
+def test_provisioning_creates_the_queue_with_its_dlq_and_subscribes_it(clients, outputs, settings):
+    sqs, name = clients.sqs, settings.notifications_queue
+    queue, dlq = outputs.queues["notifications"], outputs.queues["notifications-dlq"]
+    assert queue["url"] == sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue["url"], AttributeNames=["All"])
+    assert attributes["Attributes"]["QueueArn"] == queue["arn"]
+    redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    assert redrive == {"deadLetterTargetArn": dlq["arn"], "maxReceiveCount": MAX_RECEIVE_COUNT}
+    topic = outputs.topics["order-events"]["arn"]
+    subscriptions = clients.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    [ours] = [s for s in subscriptions if s["Endpoint"] == queue["arn"]]
+    got = clients.sns.get_subscription_attributes(SubscriptionArn=ours["SubscriptionArn"])
+    assert got["Attributes"]["RawMessageDelivery"] == "true"
+    assert json.loads(got["Attributes"]["FilterPolicy"]) == {
+        "event_type": sorted(str(t) for t in EventType)
+    }
 
 
 def test_the_deployment_package_ships_every_email_template(prod_cfn_dir):

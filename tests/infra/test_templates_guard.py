@@ -5,8 +5,8 @@ dev and prod Terraform), not from the code that renders them:
 
 * every write route (POST, PUT, PATCH, DELETE) needs IAM (SigV4) auth; so
   does every route, whatever its method, under a private path prefix
-  (:data:`PRIVATE_PREFIXES`, one list to extend); the readings read routes
-  stay open;
+  (:data:`PRIVATE_PREFIXES`, one list to extend: orders, products,
+  customers, analytics and ingest jobs); the readings read routes stay open;
 * every declared queue's DLQ has a not-empty alarm, every queue an age alarm,
   every function error and throttle alarms, every stream consumer an
   iterator-age alarm: each on the right metric, dimensions and threshold,
@@ -26,7 +26,7 @@ from tests.infra.conftest import stack_for
 
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # Every method of every route under these needs IAM auth. Extend it as routes land.
-PRIVATE_PREFIXES = ("/products", "/orders", "/customers", "/analytics")
+PRIVATE_PREFIXES = ("/products", "/orders", "/customers", "/analytics", "/ingests")
 # Routes anyone may read, and must keep reading without signing requests.
 OPEN_READ_ROUTES = (
     ("/health", "get"),
@@ -110,6 +110,8 @@ def test_the_rule_itself_flags_what_it_must():
     assert needs_iam("/readings", "post") and needs_iam("/readings/x/y", "delete")
     assert needs_iam("/orders", "get") and needs_iam("/orders/1/items", "get")
     assert not needs_iam("/readings/x", "get") and not needs_iam("/ordersx", "get")
+    # Ingest jobs name the uploaders' files and object versions.
+    assert needs_iam("/ingests", "get") and needs_iam("/ingests/{ingest_id}", "get")
 
 
 # -- alarms --------------------------------------------------------------------------

@@ -24,18 +24,20 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from localcloud import motolocks
+from localcloud.motopatch import applied
 
 CONFIG = Config(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=32)
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    motolocks.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:
-        yield f"http://{host}:{port}"
+        # The locks alone, as moto ships its transactions; undone for later tests.
+        with applied(*motolocks.PATCHES):
+            yield f"http://{host}:{port}"
     finally:
         server.stop()
         server._server.server_close()  # stop() leaves the listening socket open

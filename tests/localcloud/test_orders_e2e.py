@@ -3,23 +3,32 @@ the orders stream, the stream handler and the SNS topic's filter policies."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import time
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 
+from chalicelib.clock import Clock
 from localcloud.cloud import LocalCloud
 from ops import mail
 from tests.localcloud.http_api import call
+
+# Far from any day a real clock gives: no other test's orders count there.
+FIRST_DAY = dt.date(2090, 1, 1)
+_DAYS = itertools.count()
 
 
 @pytest.fixture
 def cloud():
     with LocalCloud(aws_port=0, api_port=0) as running:
         yield running
+        # Clouds in one process share one moto: a message a stopped poller had taken
+        # would come back to the next test's cloud after its visibility timeout, and
+        # be handled there, on that test's clock.
+        wait_for(settled(running))
 
 
 def wait_for(predicate, timeout: float = 60.0):
@@ -155,45 +164,56 @@ def mail_to(cloud: LocalCloud, address: str) -> list[dict]:
     return mail.fetch(cloud.aws_endpoint, address)
 
 
+ORDER_FUNCTIONS = (
+    "publish_order_events",
+    "update_inventory",
+    "send_notifications",
+    "update_analytics",
+)
+
+
 def settled(cloud: LocalCloud):
-    """A predicate: the orders stream is published to its end, nothing waits on the
-    consumers' queues, and the day's counters hold still.
+    """A predicate: the orders half of the runtime is idle. The stream is read to its
+    end with nothing buffered, no batch is in flight, and the consumers' queues hold
+    no message, visible, in flight or delayed; and no batch started while it was
+    checked. After the effects of every event were seen, a duplicate still on its way
+    can only be in one of those places, so once this holds nothing more happens."""
+    pollers = [p for p in cloud.runtime.pollers if p.function in ORDER_FUNCTIONS]
+    assert {p.function for p in pollers} == set(ORDER_FUNCTIONS)
 
-    Clouds in one process share moto, so an earlier test's last events may still be
-    arriving when this one starts. Messages an earlier test made fail on purpose may
-    be invisible for a while on their way to a DLQ; they are not events and count
-    nowhere, so only visible messages matter here.
+    def idle() -> bool:
+        before = [p.activity for p in pollers]
+        return all(p.is_idle() for p in pollers) and [p.activity for p in pollers] == before
+
+    return idle
+
+
+def counters(cloud: LocalCloud, day: dt.date) -> dict:
+    status, found = call(cloud.api_port, "GET", f"/analytics/daily/{day.isoformat()}")
+    assert status == 200, found
+    return found
+
+
+@pytest.fixture
+def day(cloud, monkeypatch) -> dt.date:
+    """A day of the test's own, on which the app's clock runs from now on (from noon,
+    at real speed): the test cannot straddle midnight, and its day's counters start
+    at zero.
+
+    The orders half settles first, on the real clock: an earlier test's last events
+    (its cloud's pollers, stopped, pick up here where they were) count on their own
+    days. The app takes its time from :class:`Clock`; nothing compares its
+    timestamps with moto's.
     """
-    sqs = cloud.clients.sqs
-
-    def nothing_waiting() -> bool:
-        stream = [p for p in cloud.runtime.pollers if p.function == "publish_order_events"]
-        if not all(p.is_idle() for p in stream):
-            return False
-        for key in ("inventory", "notifications", "analytics"):
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=cloud.outputs.queues[key]["url"],
-                AttributeNames=["ApproximateNumberOfMessages"],
-            )["Attributes"]
-            if int(attributes["ApproximateNumberOfMessages"]):
-                return False
-        return True
-
-    def still() -> bool:
-        if not nothing_waiting():
-            return False
-        first = today(cloud)
-        time.sleep(1.0)  # what a batch in flight would change, it changes by then
-        return nothing_waiting() and today(cloud) == first
-
-    return still
-
-
-def today(cloud: LocalCloud) -> dict:
-    day = datetime.now(UTC).date().isoformat()
-    status, counters = call(cloud.api_port, "GET", f"/analytics/daily/{day}")
-    assert status == 200, counters
-    return counters
+    wait_for(settled(cloud))
+    start = dt.datetime.combine(
+        FIRST_DAY + dt.timedelta(days=next(_DAYS)), dt.time(12), tzinfo=dt.UTC
+    )
+    began = time.monotonic()
+    monkeypatch.setattr(
+        Clock, "now", lambda self: start + dt.timedelta(seconds=time.monotonic() - began)
+    )
+    return start.date()
 
 
 def product(cloud: LocalCloud, product_id: str) -> tuple[int, int]:
@@ -202,15 +222,14 @@ def product(cloud: LocalCloud, product_id: str) -> tuple[int, int]:
     return found["stock"], found["reserved"]
 
 
-def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it(cloud):
+def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it(cloud, day):
     tag = uuid.uuid4().hex[:8]
     lamp, who = f"lamp-{tag}", f"buyer-{tag}@example.com"
     body = {"name": "Lamp", "price": "19.99", "stock": 3}
     assert call(cloud.api_port, "PUT", f"/products/{lamp}", body)[0] == 201
-    # The day's counters are shared with earlier tests (one moto per process), whose
-    # last events this cloud may still be publishing: count from a quiet point.
-    wait_for(settled(cloud))
-    before = today(cloud)
+    nothing = {"date": day.isoformat(), "orders_created": 0, "orders_confirmed": 0,
+               "orders_rejected": 0, "orders_cancelled": 0, "revenue": "0.00"}  # fmt: skip
+    assert counters(cloud, day) == nothing
 
     order_body = {
         "customer_id": f"buyer-{tag}",
@@ -219,6 +238,7 @@ def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it
     }
     status, order = call(cloud.api_port, "POST", "/orders", order_body)
     assert status == 201 and order["total"] == "39.98"
+    assert order["created_at"].startswith(day.isoformat())
     path = f"/orders/{order['order_id']}"
 
     confirmed = wait_for(
@@ -232,28 +252,29 @@ def test_an_order_is_confirmed_mailed_and_counted_and_its_cancellation_undoes_it
     assert subjects == [f"We received your order {oid}", f"Your order {oid} is confirmed"]
     received = next(m for m in mails if m["Subject"].startswith("We received"))
     assert "39.98" in received["Body"]["text_part"]
-    counted = wait_for(
-        lambda: (d := today(cloud))["orders_confirmed"] > before["orders_confirmed"] and d
-    )
-    assert counted["orders_created"] - before["orders_created"] == 1
-    assert counted["orders_confirmed"] - before["orders_confirmed"] == 1
-    assert Decimal(counted["revenue"]) - Decimal(before["revenue"]) == Decimal("39.98")
+    counted = wait_for(lambda: (d := counters(cloud, day))["orders_confirmed"] and d)
+    assert (counted["orders_created"], counted["orders_confirmed"]) == (1, 1)
+    assert counted["revenue"] == "39.98"
 
     status, cancelled = call(cloud.api_port, "PATCH", path, {"status": "CANCELLED"})
     assert status == 200 and cancelled["status"] == "CANCELLED"
     wait_for(lambda: product(cloud, lamp) == (3, 0))
     mails = wait_for(lambda: len(got := mail_to(cloud, who)) >= 3 and got)
     assert f"Your order {oid} is cancelled" in [m["Subject"] for m in mails]
-    after = wait_for(
-        lambda: (d := today(cloud))["orders_cancelled"] > before["orders_cancelled"] and d
-    )
-    assert Decimal(after["revenue"]) == Decimal(before["revenue"])
-    assert after["orders_cancelled"] - before["orders_cancelled"] == 1
+    wait_for(lambda: counters(cloud, day)["orders_cancelled"])
 
     # Settled: every consumer idle, and nothing happened twice.
     wait_for(settled(cloud))
     assert len(mail_to(cloud, who)) == 3
     assert product(cloud, lamp) == (3, 0)
+    assert counters(cloud, day) == {
+        "date": day.isoformat(),
+        "orders_created": 1,
+        "orders_confirmed": 1,
+        "orders_rejected": 0,
+        "orders_cancelled": 1,
+        "revenue": "0.00",
+    }
 
 
 def test_an_order_larger_than_the_stock_is_rejected_reserves_nothing_and_the_customer_is_told(

@@ -1,5 +1,5 @@
-"""How often the runtime polls, what it asks of the interpreter while it runs,
-and the work it takes off moto's request path (``localcloud.motospeed``).
+"""How often the runtime polls, and what it asks of the interpreter while it runs
+(the work taken off moto's request path is tested in ``test_moto_patches_speed``).
 
 Every poll is a request that moto serves in the runtime's own process, so an
 idle source polled every 50 ms takes time from the handlers; see
@@ -11,12 +11,9 @@ from __future__ import annotations
 import sys
 import threading
 
-import pytest
 from chalice import Chalice
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from infra.declaration import Queue
-from localcloud import motospeed
 from localcloud.runtime import poller
 from localcloud.runtime.runtime import SWITCH_INTERVAL_SECONDS
 from tests.localcloud.runtime_harness import (  # noqa: F401
@@ -72,45 +69,3 @@ def test_the_runtime_shortens_the_switch_interval_only_while_it_runs(cloud: Clou
     assert sys.getswitchinterval() == min(before, SWITCH_INTERVAL_SECONDS)
     runtime.stop()
     assert sys.getswitchinterval() == before
-
-
-def test_the_remembered_backend_lookup_answers_as_moto_does():
-    motospeed.install()
-    dispatcher = DomainDispatcherApplication(create_backend_app)
-    hosts = ["dynamodb.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com", "s3", None]
-    lookup = DomainDispatcherApplication.get_backend_for_host
-    motos_own = [lookup.__wrapped__(dispatcher, h) for h in hosts]
-    first = [dispatcher.get_backend_for_host(h) for h in hosts]
-    again = [dispatcher.get_backend_for_host(h) for h in hosts]
-    assert first == again == motos_own == ["dynamodb", "sqs", "s3", None]
-
-
-def _build(init, attrs):
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
-
-    item = Item.__new__(Item)
-    try:
-        init(item, DynamoType({"S": "pk"}), None, attrs)
-    except ItemSizeTooLarge:
-        return "too large"
-    return {key: value.to_json() for key, value in item.attrs.items()}
-
-
-@pytest.mark.parametrize("last", [0, 1, 2, 10_000])
-def test_a_new_item_is_sized_in_one_pass_and_refused_exactly_when_moto_would(last):
-    """AWS: an item over 400 KB is refused (moto's bound is 405,000 bytes)."""
-    from moto.dynamodb.models.dynamo_type import Item
-
-    motospeed.install()
-    # "pk" (2) + 8 bytes and "a" (1) + 40 bytes..., then "z" + the rest.
-    fill = motospeed.ITEM_SIZE_LIMIT - (2 + 8) - (1 + 40) - 1
-    attrs = {
-        "pk": {"S": "x" * 8},
-        "a": {"N": "1" * 40},
-        "z": {"S": "y" * (fill - 2 + last)},
-    }
-    ours = _build(Item.__init__, attrs)
-    motos = _build(Item.__init__.__wrapped__, attrs)
-    assert ours == motos
-    assert (ours == "too large") == (last > 2)

@@ -20,7 +20,7 @@ from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.readings.chunks import encode_chunk, encode_row
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main
-from ops.redrive import peek, redrive
+from ops.redrive import RUN_ATTRIBUTE, peek, redrive
 from ops.status import queue_counts
 
 ROW = ["1717200000.125", "lab-01", "wired", "gateway-a", "0.82", "probe-eu-1", "21.4"]
@@ -114,7 +114,8 @@ def test_redrive_moves_messages_back_with_body_and_attributes_and_empties_the_dl
     assert queue_counts(sqs, dlq) == (0, 0)
     back = receive_all(sqs, source)
     assert {m["Body"] for m in back} == bodies
-    assert all(m["MessageAttributes"] == {**TRACE, **REDRIVEN} for m in back)
+    ran = {"DataType": "String", "StringValue": result.run}
+    assert all(m["MessageAttributes"] == {**TRACE, **REDRIVEN, RUN_ATTRIBUTE: ran} for m in back)
     # A fresh message on the source queue: its receive budget starts again.
     assert all(m["Attributes"]["ApproximateReceiveCount"] == "1" for m in back)
 
@@ -130,6 +131,58 @@ def test_redrive_stops_at_max(services, outputs):
     assert result.moved == 12
     assert queue_counts(sqs, dlq) == (1, 0)
     assert queue_counts(sqs, source) == (12, 0)
+
+
+def test_redrive_moves_at_most_what_the_dlq_held_when_it_started(services, outputs):
+    sqs = services.clients.sqs
+    source, dlq = outputs.queues["ingest"]["url"], outputs.queues["ingest-dlq"]["url"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=dlq, MessageBody=chunk_body(seq=i))
+    # A consumer that fails each copy at once and dead-letters it again, as
+    # the intake handler does with a poison message: a loop, unless bounded.
+    sender = BouncingSender(sqs, dlq)
+
+    result = redrive(sqs, dlq, source, 1000, sender=sender)
+
+    assert (result.held_at_start, result.moved, result.ok) == (3, 3, True)
+    assert sender.sent == 3
+    assert queue_counts(sqs, dlq) == (3, 0)
+
+
+def test_a_copy_back_in_the_dlq_during_the_run_is_left_there_not_moved_again(services, outputs):
+    sqs = services.clients.sqs
+    source, dlq = outputs.queues["ingest"]["url"], outputs.queues["ingest-dlq"]["url"]
+    # Already moved once by this run and failed again, as SQS or the intake
+    # handler leaves it in the DLQ: with the run's mark.
+    mark = {RUN_ATTRIBUTE: {"DataType": "String", "StringValue": "run-1"}}
+    back = sqs.send_message(QueueUrl=dlq, MessageBody=chunk_body(seq=9), MessageAttributes=mark)
+    for i in range(2):
+        sqs.send_message(QueueUrl=dlq, MessageBody=chunk_body(seq=i))
+
+    result = redrive(sqs, dlq, source, 1000, run="run-1")
+
+    assert (result.moved, result.returned, result.ok) == (2, [back["MessageId"]], True)
+    assert [m["MessageId"] for m in receive_all(sqs, dlq)] == [back["MessageId"]]
+    assert queue_counts(sqs, source) == (2, 0)
+
+
+class BouncingSender:
+    """Sends through moto, then dead-letters every copy again, marks and all."""
+
+    def __init__(self, sqs, dlq: str):
+        self.sqs, self.dlq, self.sent = sqs, dlq, 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
+        response = self.sqs.send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+        for message in receive_all(self.sqs, QueueUrl):
+            self.sqs.delete_message(QueueUrl=QueueUrl, ReceiptHandle=message["ReceiptHandle"])
+            self.sqs.send_message(
+                QueueUrl=self.dlq,
+                MessageBody=message["Body"],
+                MessageAttributes=message["MessageAttributes"],
+            )
+        self.sent += len(response.get("Successful", []))
+        return response
 
 
 def test_a_refused_send_keeps_every_message_in_the_dlq_and_stops(services, outputs):

@@ -18,13 +18,13 @@ from ops.status import mail_snapshot
 
 def run_cli(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
-    code = main(["--stage", "local", *argv], console=Console(file=out, width=240))
+    code = main(["--stage", "prod", *argv], console=Console(file=out, width=240))
     return code, out.getvalue()
 
 
 @pytest.mark.parametrize("argv", [(), ("--email", "a@example.com"), ("--clear",)])
 def test_against_real_ses_ops_mail_says_there_is_no_outbox(argv):
-    # The autouse fixture leaves no AWS_ENDPOINT_URL: boto3 resolves real SES.
+    # A real account's stage, and no AWS_ENDPOINT_URL: boto3 resolves real SES.
     code, out = run_cli("mail", *argv)
     assert code == 2
     assert "no outbox" in out and "email.us-east-1.amazonaws.com" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import threading
 import time
@@ -192,3 +193,79 @@ def test_the_last_line_says_how_long_the_first_run_took_and_its_rows_per_second(
     assert describe_job({**job, "run": Decimal(2)}).endswith("20000 written")
     running = {k: v for k, v in job.items() if k != "finished_at"}
     assert describe_job({**running, "state": "RUNNING"}).endswith("20000 written")
+
+
+def test_upload_posts_the_presigned_form_and_the_object_is_a_csv(target, tmp_path):
+    path = tmp_path / "few.csv"
+    path.write_bytes(CLEAN.read_bytes())
+    bucket = target.stack.bucket("uploads").name
+    upload = upload_file(target.clients.s3, bucket, path, max_bytes=10_000)
+    head = target.clients.s3.head_object(Bucket=bucket, Key=upload.key)
+    assert head["ContentType"] == "text/csv" and head["ContentLength"] == path.stat().st_size
+
+
+def test_upload_refuses_a_file_over_the_stages_maximum_before_sending_it(target, tmp_path):
+    from dataclasses import replace
+
+    path = tmp_path / "big.csv"
+    path.write_bytes(CLEAN.read_bytes())
+    from ops.upload import run
+
+    stack = target.stack
+    target.__dict__["stack"] = replace(
+        stack, settings=replace(stack.settings, upload_max_bytes=100)
+    )
+    console = _console()
+    args = argparse.Namespace(file=path, key=None, timeout=1.0, no_follow=True)
+    assert run(args, target, console) == 2
+    assert "over this stage's upload maximum of 100" in console.file.getvalue()
+    bucket = target.stack.bucket("uploads").name
+    assert target.clients.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_moto_stores_a_form_over_its_policy_and_the_ingest_refuses_the_object(target, tmp_path):
+    """moto 5.2.5 checks no POST policy condition (docs/local-cloud-semantics.md).
+
+    AWS would answer EntityTooLarge; here the object lands, and the ingest's
+    own size check fails its job before a row is read.
+    """
+    from dataclasses import replace
+
+    from chalicelib.readings.uploads import presigned_post
+    from ops.upload import post_form
+
+    bucket = target.stack.bucket("uploads").name
+    path = tmp_path / "big.csv"
+    path.write_bytes(CLEAN.read_bytes())
+    post = presigned_post(target.clients.s3, bucket, "incoming/big.csv", max_bytes=100)
+    post_form(post["url"], {**post["fields"], "Content-Type": "text/html"}, path)
+    head = target.clients.s3.head_object(Bucket=bucket, Key="incoming/big.csv")
+    assert head["ContentLength"] > 100, "moto enforces content-length-range now: update the docs"
+
+    services = _services(target)
+    services.settings = replace(services.settings, upload_max_bytes=100)
+    drain(services, target.outputs, "s3-events", handlers.ingest_from_queue)
+    [job] = services.jobs.list(10)[0]
+    assert job["state"] == "FAILED" and job["rows_seen"] == 0
+    assert "over this stage's upload maximum of 100 bytes" in job["reason"]
+    assert (
+        target.clients.sqs.get_queue_attributes(
+            QueueUrl=target.outputs.queues["ingest"]["url"],
+            AttributeNames=["ApproximateNumberOfMessages"],
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        == "0"
+    )
+
+
+def test_the_last_line_says_when_the_rejects_report_was_truncated():
+    job = {
+        "ingest_id": "a" * 32,
+        "state": "COMPLETED_WITH_REJECTS",
+        "bucket": "b",
+        "rejects_key": "rejects/x.csv",
+        "rejects_truncated": True,
+    }
+    assert describe_job(job).endswith(
+        "rejects/x.csv (truncated at the stage's bound: it lists the first rejected rows only)"
+    )
+    assert describe_job({**job, "rejects_truncated": False}).endswith("rejects/x.csv")

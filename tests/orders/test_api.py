@@ -74,6 +74,13 @@ def test_product_errors(api):
     assert_error(call(api, "put", "/products/w", b"{not json"), 400, "bad_request", "body")
 
 
+@pytest.mark.parametrize("price", ["1e3", "1_000", "+5", "\u0665", "  5", "5\n", "0x10"])
+def test_a_price_string_that_is_not_plain_ascii_digits_is_refused_naming_the_field(api, price):
+    body = {"name": "W", "price": price, "stock": 1}
+    assert_error(call(api, "put", "/products/w", body), 422, "validation_failed", "price")
+    assert_error(call(api, "get", "/products/w"), 404, "not_found")
+
+
 # -- placing orders ----------------------------------------------------------------------
 
 
@@ -227,6 +234,60 @@ def test_a_stale_if_match_is_412_and_changes_nothing(shop, services):
     assert services.orders.get(order["order_id"])["status"] == "PENDING"
 
 
+def test_a_repeated_patch_without_if_match_or_with_the_current_version_is_a_no_op(shop, services):
+    order = place(shop)
+    status, cancelled, _ = patch(shop, order["order_id"], "CANCELLED", version=1)
+    assert (status, cancelled["version"]) == (200, 2)
+    for version in (None, 2):
+        assert patch(shop, order["order_id"], "CANCELLED", version=version)[:2] == (200, cancelled)
+    assert services.orders.get(order["order_id"]) == cancelled  # nothing written
+
+
+def test_a_stale_if_match_is_412_even_when_the_order_already_has_the_status(shop, services):
+    """If-Match is a precondition: the client's copy is out of date, whatever it asks for.
+    A client whose PATCH landed but whose answer was lost learns so from the 412's
+    ``current_version`` (or a GET), never from a silent 200."""
+    order = place(shop)
+    assert patch(shop, order["order_id"], "CANCELLED", version=1)[0] == 200
+    body = assert_error(
+        patch(shop, order["order_id"], "CANCELLED", version=1),
+        412,
+        "precondition_failed",
+        "If-Match",
+    )
+    assert body["current_version"] == 2
+    assert services.orders.get(order["order_id"])["version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("verdict", "problem"),
+    [("CONFIRMED", "set by the system"), ("REJECTED", "set by the system")],
+)
+def test_a_client_may_never_ask_for_a_system_status_even_one_the_order_already_has(
+    shop, services, verdict, problem
+):
+    order = place(shop)
+    services.orders.set_status(
+        order["order_id"], expected_status="PENDING", expected_version=1, status=verdict
+    )
+    body = assert_error(patch(shop, order["order_id"], verdict), 409, "invalid_transition")
+    [detail] = body["details"]
+    assert detail["field"] == "status" and problem in detail["problem"]
+    assert body["current_status"] == verdict
+    # The actor's rule is about the request, so it comes before the precondition too.
+    stale = assert_error(
+        patch(shop, order["order_id"], verdict, version=1), 409, "invalid_transition"
+    )
+    assert stale["details"] == body["details"]
+    assert services.orders.get(order["order_id"])["version"] == 2
+
+
+def test_a_client_cannot_ask_for_pending_which_no_move_leads_to(shop):
+    order = place(shop)
+    body = assert_error(patch(shop, order["order_id"], "PENDING"), 409, "invalid_transition")
+    assert "no move leads to it" in body["details"][0]["problem"]
+
+
 def test_patch_errors(shop):
     order = place(shop)
     assert_error(patch(shop, "0" * 32, "CANCELLED"), 404, "not_found")
@@ -234,6 +295,38 @@ def test_patch_errors(shop):
     assert_error(patch(shop, order["order_id"], "LOST"), 422, "validation_failed", "status")
     result = call(
         shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": "v1"}
+    )
+    assert_error(result, 400, "bad_request", "If-Match")
+
+
+def test_get_and_patch_send_the_version_as_an_etag_that_if_match_takes_back(shop):
+    order = place(shop)
+    status, _, headers = call(shop, "get", f"/orders/{order['order_id']}")
+    assert status == 200 and headers["ETag"] == '"1"'
+    status, moved, headers = call(
+        shop,
+        "patch",
+        f"/orders/{order['order_id']}",
+        {"status": "CANCELLED"},
+        {"If-Match": headers["ETag"]},
+    )
+    assert status == 200 and moved["version"] == 2 and headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize("form", ["1", '"1"', 'W/"1"', ' "1"\t'])
+def test_if_match_takes_each_documented_form(shop, form):
+    order = place(shop)
+    status, moved, _ = call(
+        shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": form}
+    )
+    assert status == 200 and moved["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("form", ['"1', '1"', "W/1", "*", '"1", "2"', 'W/ "1"', "\u0661", ""])
+def test_if_match_refuses_every_other_form(shop, form):
+    order = place(shop)
+    result = call(
+        shop, "patch", f"/orders/{order['order_id']}", {"status": "CANCELLED"}, {"If-Match": form}
     )
     assert_error(result, 400, "bad_request", "If-Match")
 

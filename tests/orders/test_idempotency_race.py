@@ -16,13 +16,11 @@ import pytest
 
 from chalicelib.orders.model import OrderRequest
 from chalicelib.orders.service import place_order
-from localcloud import motolocks
 from tests.orders.helpers import order_body, seed_products
 
 
 @pytest.fixture
-def shop(services):
-    motolocks.install()
+def shop(services, moto_locks):
     seed_products(services)
     return services
 

@@ -113,6 +113,14 @@ def test_updates_move_the_order(services, intake):
     ("message", "code"),
     [
         ("not json", "malformed"),
+        # 5,000 nested arrays: a RecursionError, retried five times, before the guard.
+        (
+            '{"type": "order_created", "idempotency_key": "k", "data": '
+            + "[" * 5000
+            + "]" * 5000
+            + "}",
+            "malformed",
+        ),
         ({"type": "order_deleted", "data": {}}, "unknown_type"),
         ({"type": "order_created", "data": order_body()}, "validation_failed"),  # no key
         (created(ghost=1), "validation_failed"),  # unknown product

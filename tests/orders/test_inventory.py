@@ -15,7 +15,6 @@ from chalicelib.orders import handlers, service
 from chalicelib.orders.model import ProductInput
 from chalicelib.orders.states import Actor, Status
 from infra.declaration import MAX_RECEIVE_COUNT
-from localcloud import motolocks
 from localcloud.runtime.sqs import lambda_record
 from ops.__main__ import main as ops_main
 from tests.orders.flow import OrderFlow, deliver_as_lambda
@@ -171,9 +170,11 @@ def test_a_message_that_is_not_an_event_fails_so_that_it_reaches_the_dlq(service
     assert len(response["batchItemFailures"]) == 1
 
 
-def test_two_orders_racing_for_the_last_unit_confirm_exactly_one(services, flow, outputs):
-    """Both consumers read one unit left, then both try to reserve it at once."""
-    motolocks.install()  # unlocked, moto's transactions are not atomic across threads
+def test_two_orders_racing_for_the_last_unit_confirm_exactly_one(
+    services, flow, outputs, moto_locks
+):
+    """Both consumers read one unit left, then both try to reserve it at once (moto
+    locked as the local cloud locks it: unlocked, its transactions are not atomic)."""
     last = ProductInput.model_validate({"name": "Gadget", "price": "3.99", "stock": 1})
     services.products.put("gadget", last)
     orders = [place(services, f"racer-{n}", gadget=1) for n in (1, 2)]

@@ -20,6 +20,7 @@ from chalicelib.orders.claims import ClaimHeld, Settled
 from chalicelib.orders.events import OrderEvent, parse_event
 from chalicelib.orders.states import TRANSITIONS, Actor, Status
 from localcloud import outbox
+from localcloud.motopatch import applied
 from tests.conftest import InstantClock
 from tests.orders.flow import OrderFlow
 from tests.orders.helpers import place, seed_products
@@ -52,8 +53,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def mail(services):
-    outbox.install()
-    return lambda email=None: outbox.messages(email)
+    with applied(outbox.SEND_EMAIL):
+        yield lambda email=None: outbox.messages(email)
 
 
 @pytest.fixture
@@ -135,7 +136,8 @@ def test_every_template_renders_with_a_real_event(services, flow):
         assert email.to == event.customer_email
         assert event.order_id in email.subject and "$" not in email.subject
         assert "\n" not in email.subject
-        assert "$" not in email.text and f"Hello {event.customer_id}," in email.text
+        assert "$" not in email.text and email.text.startswith("Hello,\n")
+        assert event.customer_id not in email.text + email.subject
         for line in event.items:
             assert f"{line['quantity']} x {line['product_id']} at {line['unit_price']}" in (
                 email.text
@@ -149,6 +151,20 @@ def test_every_template_renders_with_a_real_event(services, flow):
     assert "(it was CONFIRMED)" in emails.render(by_kind["cancelled"]).text
     # The customer reads a date, not a timestamp.
     assert "1 Dec 2026, 09:30 UTC" in emails.render(by_kind["shipped"]).text
+
+
+def test_no_template_can_echo_the_caller_chosen_customer_id(services, flow, tmp_path, monkeypatch):
+    event = every_kind_of_event(services, flow)[0]
+    for path in emails.TEMPLATES_DIR.iterdir():
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "created.txt").write_text("Hello $customer_id, your order $order_id\n")
+    monkeypatch.setattr(emails, "TEMPLATES_DIR", tmp_path)
+    emails.templates.cache_clear()
+    try:
+        with pytest.raises(KeyError, match="customer_id"):
+            emails.render(replace(event, event_type="ORDER_CREATED"))
+    finally:
+        emails.templates.cache_clear()
 
 
 def test_a_template_naming_a_value_that_does_not_exist_fails_instead_of_mailing_it(
@@ -344,9 +360,15 @@ def test_an_address_ses_refuses_is_recorded_as_rejected_and_not_retried(services
 
 def test_a_recipient_refused_in_the_sandbox_is_rejected(services, event, mail):
     refusal = "Email address is not verified. The following identities failed the check"
-    on_send(services, "before", ses_error("MessageRejected", f"{refusal}: cust-lease@example.com"))
+    refused = ses_error("MessageRejected", f"{refusal}: cust-lease@example.com")
+    on_send(services, "before", refused)
     assert notifications.apply(event, services, LEASE) == "rejected"
-    assert mail() == []
+    record = notifications.claims(services).get(event.event_id)
+    assert record["claim_state"] == "REJECTED" and refusal in record["rejected_reason"]
+    # Once SES would take the mail, a redelivery still sends nothing: the verdict stands.
+    services.clients("ses").meta.events.unregister("before-call.ses.SendEmail", refused)
+    assert notifications.apply(event, services, LEASE) == "duplicate"
+    assert mail("cust-lease@example.com") == []
 
 
 def test_an_unverified_sender_fails_the_message_for_a_redrive_after_the_fix(services, event, mail):

@@ -65,3 +65,15 @@ def test_final_statuses_allow_nothing():
 )
 def test_each_move_emits_its_event(old, new, expected):
     assert states.event_type(old, new) is expected
+
+
+def test_who_may_ask_for_a_status_does_not_depend_on_the_order():
+    assert states.requestable(Actor.CLIENT) == {Status.CANCELLED, Status.SHIPPED, Status.DELIVERED}
+    assert states.requestable(Actor.SYSTEM) == {Status.CONFIRMED, Status.REJECTED}
+    for current, target, actor in itertools.product(Status, Status, Actor):
+        ever = any(who is actor and to is target for (_, to), who in EXPECTED.items())
+        if ever:
+            states.check_actor(current, target, actor)
+        else:
+            with pytest.raises(states.InvalidTransition):
+                states.check_actor(current, target, actor)

@@ -10,7 +10,10 @@ action and the resource.
 How a call is recorded: every botocore client gets a ``before-parameter-build``
 hook. That event fires for real calls and for presigned URLs alike (a
 presigned PutObject is authorized with the signer's role, so it must be in the
-policy too); ``before-call`` would miss presigning.
+policy too); ``before-call`` would miss presigning. A presigned POST is the
+exception: botocore builds its parameters as a ``CreateBucket`` without the
+key, so each S3 client's ``generate_presigned_post`` is wrapped to record the
+``s3:PutObject`` on the key it signs for, and the ``CreateBucket`` is ignored.
 
 How a call is attributed to a function: the call stack is searched for a frame
 of an event handler (``write_readings``...) in ``app.py`` or in
@@ -78,6 +81,10 @@ DEFAULT_ACCOUNT = os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 
 _acting_as: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "iam_acting_as", default=None
+)
+# Set while a presigned POST is built: its inner "CreateBucket" is not a call.
+_presigning_post: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "iam_presigning_post", default=False
 )
 # The wrapped handler whose call this context descends from. s3transfer runs its
 # workers in a copy of the submitting thread's context, so an upload's calls
@@ -158,6 +165,8 @@ class Recorder:
         return {call for call in self.calls if call.function == function}
 
     def record(self, params: dict[str, Any], model: Any, region: str) -> None:
+        if _presigning_post.get():
+            return
         if _acting_as.get() is None and _platform_on_stack():
             return
         function = _acting_as.get() or _function_on_stack() or _handler_running.get()
@@ -193,6 +202,8 @@ class Recorder:
                 "before-parameter-build",
                 functools.partial(_on_build, recorder=self, region=client.meta.region_name),
             )
+            if client.meta.service_model.service_name == "s3":
+                _record_presigned_posts(client, self)
             return client
 
         botocore.session.Session.create_client = create_client
@@ -257,6 +268,23 @@ RECORDER = Recorder()
 
 def _on_build(params: dict[str, Any], model: Any, recorder: Recorder, region: str, **_: Any):
     recorder.record(params, model, region)
+
+
+def _record_presigned_posts(client: Any, recorder: Recorder) -> None:
+    """Record a presigned POST as the ``s3:PutObject`` on the key it lets its holder write."""
+    original = client.generate_presigned_post
+
+    @functools.wraps(original)
+    def generate_presigned_post(Bucket, Key, *args, **kwargs):
+        put = client.meta.service_model.operation_model("PutObject")
+        recorder.record({"Bucket": Bucket, "Key": Key}, put, client.meta.region_name)
+        token = _presigning_post.set(True)
+        try:
+            return original(Bucket, Key, *args, **kwargs)
+        finally:
+            _presigning_post.reset(token)
+
+    client.generate_presigned_post = generate_presigned_post
 
 
 def _platform_on_stack() -> bool:

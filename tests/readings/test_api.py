@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -119,6 +120,7 @@ def test_unknown_query_parameters_are_400(api, path):
         ("/readings/lab-01?limit=1001", "limit"),
         ("/readings/lab-01?limit=ten", "limit"),
         ("/readings/lab-01?from=yesterday", "from"),
+        ("/readings/lab-01?to=9999-12-31T23:59:59-01:00", "to"),
         ("/readings/lab-01?from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z", "from"),
         ("/readings", "date"),
         ("/readings?date=2024-13-01", "date"),
@@ -206,11 +208,22 @@ def test_a_forged_cursor_inside_the_right_query_shape_is_still_400(api, day_of_r
     )
 
 
-def test_upload_returns_a_presigned_put_url_under_incoming(api, services):
+def test_upload_returns_a_presigned_post_for_one_key_of_bounded_size_and_type(api, services):
     status, body = call(api, "post", "/uploads", {"filename": "june readings.csv"})
-    assert status == 201 and body["method"] == "PUT"
+    assert status == 201 and body["method"] == "POST"
     assert body["key"].startswith("incoming/") and body["key"].endswith("/june readings.csv")
-    assert "Signature" in body["url"] or "X-Amz-Signature" in body["url"]
+    maximum = services.settings.upload_max_bytes
+    assert (body["max_bytes"], body["content_type"]) == (maximum, "text/csv")
+    fields = body["fields"]
+    assert fields["key"] == body["key"] and fields["Content-Type"] == "text/csv"
+    # What S3 enforces is the signed policy: one key, the type, and the size range.
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    conditions = policy["conditions"]
+    assert ["content-length-range", 0, maximum] in conditions
+    assert {"Content-Type": "text/csv"} in conditions
+    assert {"key": body["key"]} in conditions
+    assert {"bucket": services.settings.uploads_bucket} in conditions
+    assert not any(isinstance(c, list) and c[0] == "starts-with" for c in conditions)
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def test_the_clean_sample_is_stored_in_full(services, outputs):
     assert len(stored(services)) == 20
 
 
-def test_the_bad_sample_rejects_one_row_per_class_with_line_column_and_reason(services, outputs):
+def test_the_bad_sample_rejects_one_row_per_class_once_with_line_and_problems(services, outputs):
     job = ingest_bytes(services, outputs, (SAMPLES / "readings_bad.csv").read_bytes())
     assert job["state"] == "COMPLETED_WITH_REJECTS"
     assert (job["rows_seen"], job["rows_accepted"], job["rows_rejected"]) == (12, 1, 11)
@@ -49,11 +49,13 @@ def test_the_bad_sample_rejects_one_row_per_class_with_line_column_and_reason(se
     assert job["rejects_key"] == f"rejects/{job['ingest_id']}.csv"
     assert {int(r["line"]) for r in report} == set(range(3, 14))
     by_line = {int(r["line"]): r for r in report}
-    assert by_line[3]["column"] == "timestamp"
-    assert by_line[7]["column"] == "local_avg" and "number" in by_line[7]["reason"]
-    assert by_line[11]["column"] == "remote_avg" and "is missing" in by_line[11]["reason"]
-    assert "8 fields" in by_line[12]["reason"]
+    assert len(report) == 11, "one line per rejected row"
+    assert by_line[3]["problems"].startswith("timestamp: ")
+    assert by_line[7]["problems"].startswith("local_avg: ") and "number" in by_line[7]["problems"]
+    assert by_line[11]["problems"].startswith("remote_avg: is missing")
+    assert "8 fields" in by_line[12]["problems"]
     assert by_line[12]["row"].endswith(",surplus")
+    assert job["rejects_truncated"] is False
 
 
 def seed_dir() -> Path:
@@ -240,3 +242,25 @@ def test_rows_are_packed_many_per_message_within_sqs_limits(services, outputs):
     sizes = [len(m["Body"].encode()) for m in messages]
     assert max(sizes) <= chunks.MAX_CHUNK_BYTES
     assert sorted(len(chunks.decode_chunk(m["Body"]).rows) for m in messages) == [500, 1000, 1000]
+
+
+def test_an_object_over_the_stages_upload_maximum_fails_before_a_row_is_read(services, outputs):
+    from dataclasses import replace
+
+    services.settings = replace(services.settings, upload_max_bytes=100)
+    body = (SAMPLES / "readings_clean.csv").read_bytes()
+    job = ingest_bytes(services, outputs, body)
+    assert job["state"] == "FAILED" and job["rows_seen"] == 0 and job["chunks_total"] is None
+    assert job["reason"] == (
+        f"the object is {len(body):,} bytes, over this stage's upload maximum of 100 bytes; "
+        "split the file and upload the parts"
+    )
+    assert stored(services) == []
+    assert receive(services.clients.sqs, outputs.queues["ingest"]["url"]) == []
+
+
+def test_a_timestamp_past_the_calendar_in_utc_rejects_its_row_not_the_file(services, outputs):
+    rows = "9999-12-31T23:59:59-01:00,Lab,wired,a,1,b,2\n1700000000,Lab,wired,a,1,b,2\n"
+    job = ingest_bytes(services, outputs, HEADER.encode() + rows.encode())
+    assert job["state"] == "COMPLETED_WITH_REJECTS"
+    assert (job["rows_accepted"], job["rows_rejected"], job["rows_written"]) == (1, 1, 1)

@@ -51,18 +51,24 @@ def test_iso_8601_is_accepted_and_normalised_to_utc(text):
         ("timestamp", "-1", "epoch seconds must be between 0 and 253402300799"),
         ("timestamp", "NaN", "must be a finite number of epoch seconds"),
         ("timestamp", "1960-01-01T00:00:00Z", "must not be before 1970-01-01"),
+        # Past the calendar once in UTC: an OverflowError (a 500, a crashed ingest) before.
+        ("timestamp", "9999-12-31T23:59:59-01:00", "is outside the years 1970 to 9999"),
+        ("timestamp", "0001-01-01T00:00:00+01:00", "is outside the years 1970 to 9999"),
         ("timestamp", "", "is empty"),
         ("location", "", "is empty"),
         ("location", "   ", "is empty"),
         ("location", "x" * 129, "is longer than 128 characters"),
-        ("location", "lab\u200b1", "must be printable text"),  # zero-width space
+        ("location", "lab\u200b1", "contains control characters"),  # zero-width space (Cf)
+        ("location", "lab\ue0001", "must be printable text"),  # private use: not free text either
         ("source", "wired\u00a0a", "must be printable text"),  # no-break space
         ("source", "wired\tb", "contains control characters"),
         ("location", "\U0001f600" * 125, "is longer than 499 bytes in UTF-8"),
         ("local_dest", "router\x00", "contains control characters"),
         ("local_dest", "rou\x85ter", "contains control characters"),  # a C1 control
         ("remote_dest", "probe\uffff", "contains control characters"),  # SQS cannot carry it
-        ("remote_dest", "probe\udcff", "contains control characters or bytes that are not UTF-8"),
+        ("remote_dest", "probe\udcff", "contains control characters"),  # not UTF-8
+        ("local_dest", "router\u202e", "contains control characters"),  # a bidi override
+        ("local_dest", "a\u2028b", "contains control characters"),  # a line separator
         ("local_avg", "not_a_number", "must be a number of milliseconds"),
         ("local_avg", "-0.5", "must not be negative"),
         ("local_avg", "Infinity", "must be a finite number"),

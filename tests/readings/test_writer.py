@@ -167,7 +167,7 @@ def test_batch_write_uses_25_items_per_call(clock):
 
 
 def test_reopening_a_job_clears_its_failure(services, job):
-    services.jobs.note_error(job, "RuntimeError: boom")
+    services.jobs.note_error(job, {"code": "internal_error", "message": "boom"})
     services.jobs.fail(job, "gave up", run=1)
     reopened = services.jobs.reopen(job)
     assert (reopened["state"], reopened["reason"], reopened["last_error"]) == (

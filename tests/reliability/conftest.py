@@ -58,12 +58,12 @@ class Worlds:
         self.active: World | None = None
 
     @contextmanager
-    def new(self, *rules: Rule, stage: str = "local") -> Iterator[World]:
+    def new(self, *rules: Rule, stage: str = "local", build=build_world) -> Iterator[World]:
         # The stage the handlers' calls are checked against (tests/plugins/iam_calls.py).
         previous = os.environ.get("EVENTFLOW_STAGE")
         os.environ["EVENTFLOW_STAGE"] = stage
         with mock_aws():
-            self.active = build_world(stage, FaultInjector(list(rules)), self.clock, self.app)
+            self.active = build(stage, FaultInjector(list(rules)), self.clock, self.app)
             try:
                 yield self.active
             finally:

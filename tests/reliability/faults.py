@@ -88,6 +88,22 @@ def xml_error(request: AWSPreparedRequest, status: int, code: str, message: str)
     return response(request, status, body, **{"content-type": "application/xml"})
 
 
+def query_error(request: AWSPreparedRequest, status: int, code: str, message: str) -> AWSResponse:
+    """An error in the query protocol (SNS), as botocore parses it."""
+    error = f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+    body = f"<ErrorResponse>{error}<RequestId>injected</RequestId></ErrorResponse>".encode()
+    return response(request, status, body, **{"content-type": "text/xml"})
+
+
+def error_for(call: Call, status: int, code: str, message: str) -> AWSResponse:
+    """An error in the protocol of the call's service."""
+    if call.service == "s3":
+        return xml_error(call.request, status, code, message)
+    if call.service == "sns":
+        return query_error(call.request, status, code, message)
+    return json_error(call.request, status, code, message)
+
+
 def with_json_body(request: AWSPreparedRequest, body: dict[str, Any]) -> AWSPreparedRequest:
     """The same request carrying another JSON body (a part of a batch)."""
     data = json.dumps(body).encode()
@@ -147,18 +163,22 @@ THROTTLES = {
     "dynamodb": ("ProvisionedThroughputExceededException", "ThrottlingException"),
     "sqs": ("ThrottlingException", "RequestThrottled"),
     "s3": ("SlowDown",),
+    # SNS's modeled throttle, which botocore's standard mode does not retry.
+    "sns": ("Throttled",),
 }
+THROTTLE_STATUS = {"s3": 503, "sns": 429}
 SERVER_ERRORS = {
     "dynamodb": ((500, "InternalServerError"), (503, "ServiceUnavailable")),
     "sqs": ((500, "InternalError"), (503, "ServiceUnavailable")),
     "s3": ((500, "InternalError"), (503, "ServiceUnavailable")),
+    "sns": ((500, "InternalError"), (503, "ServiceUnavailable")),
 }
 
 
 class Throttle(Rule):
     """Answers the selected calls with a throttling error; the request is never executed."""
 
-    def __init__(self, matching: Matching, select: Callable[[], bool]):
+    def __init__(self, matching: Callable[[Call], bool], select: Callable[[], bool]):
         super().__init__()
         self.matching, self.select = matching, select
 
@@ -168,15 +188,14 @@ class Throttle(Rule):
         codes = THROTTLES[call.service]
         code = codes[self.injected % len(codes)]
         self.injected += 1
-        if call.service == "s3":
-            return xml_error(call.request, 503, code, "Please reduce your request rate.")
-        return json_error(call.request, 400, code, "Rate of requests exceeds the allowed rate")
+        status = THROTTLE_STATUS.get(call.service, 400)
+        return error_for(call, status, code, "Rate of requests exceeds the allowed rate")
 
 
 class ServerError(Rule):
     """Answers the selected calls with a 500 or 503; the request is never executed."""
 
-    def __init__(self, matching: Matching, select: Callable[[], bool]):
+    def __init__(self, matching: Callable[[Call], bool], select: Callable[[], bool]):
         super().__init__()
         self.matching, self.select = matching, select
 
@@ -185,9 +204,7 @@ class ServerError(Rule):
             return None
         status, code = SERVER_ERRORS[call.service][self.injected % 2]
         self.injected += 1
-        if call.service == "s3":
-            return xml_error(call.request, status, code, "We encountered an internal error.")
-        return json_error(call.request, status, code, "The server encountered an internal error")
+        return error_for(call, status, code, "The server encountered an internal error")
 
 
 class LostResponse(Rule):
@@ -197,7 +214,7 @@ class LostResponse(Rule):
     same request (for TransactWriteItems, with the same ClientRequestToken).
     """
 
-    def __init__(self, matching: Matching, select: Callable[[], bool]):
+    def __init__(self, matching: Callable[[Call], bool], select: Callable[[], bool]):
         super().__init__()
         self.matching, self.select = matching, select
 
@@ -356,6 +373,11 @@ class FaultInjector:
         """A new process: the next invocation runs normally."""
         self.dead = False
         self._crash = None
+
+    @property
+    def armed(self) -> bool:
+        """Whether calls are being counted for a crash (position 0: counted only)."""
+        return self._crash is not None and not self.dead
 
     @property
     def crashed(self) -> bool:

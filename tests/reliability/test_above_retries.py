@@ -46,7 +46,7 @@ def test_an_entry_refused_as_the_senders_fault_fails_the_attempt_and_sqs_retries
         world.upload(csv_file(12, 2))
         world.drain()
         assert fault.injected == 1
-        assert world.job(world.uploads[0])["last_error"].startswith("SendFailedError")
+        assert world.job(world.uploads[0])["last_error"]["code"] == "queue_send_failed"
         assert_invariant(world)
 
 

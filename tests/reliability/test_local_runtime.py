@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from chalicelib.readings import handlers as readings_handlers
 from chalicelib.readings.jobs import DONE_STATES, job_id
 from chalicelib.services import services as app_services
 from infra.stageconfig import StageConfig
@@ -140,12 +141,23 @@ def test_a_writer_killed_at_its_timeout_after_counting_the_last_chunk_still_comp
     assert dlq_depths(cloud) == [0] * len(dlq_depths(cloud))
 
 
-def test_the_second_notification_of_a_multipart_upload_sends_no_chunk(cloud):
+def test_the_second_notification_of_a_multipart_upload_sends_no_chunk(cloud, monkeypatch):
     # No rejected rows: the rejects report is uploaded from a thread of its own,
     # which the IAM call recorder cannot tell apart among concurrent handlers.
     file = csv_file(12)
     sent: list[int] = []
     sqs = app_services().clients.sqs
+    # Each notification the ingest function handled, once it has finished with it.
+    handled: list[str] = []
+    ingest_all = readings_handlers._ingest_all
+
+    def noting(refs, *args, **kwargs):
+        try:
+            return ingest_all(refs, *args, **kwargs)
+        finally:
+            handled.extend(ref.ingest_id for ref in refs)
+
+    monkeypatch.setattr(readings_handlers, "_ingest_all", noting)
 
     def count_entries(params, **_):
         sent.append(len(params["Entries"]))
@@ -167,12 +179,17 @@ def test_the_second_notification_of_a_multipart_upload_sends_no_chunk(cloud):
             UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
         )["ETag"]
-        job = final_job(cloud, job_id(bucket, key, etag))
+        ingest_id = job_id(bucket, key, etag)
+        job = final_job(cloud, ingest_id)
+        # moto sends two notifications (Put and CompleteMultipartUpload): both handled.
+        wait_for(lambda: handled.count(ingest_id) >= 2)
         assert cloud.runtime.wait_until_idle(timeout=60)
     finally:
         sqs.meta.events.unregister("before-parameter-build.sqs.SendMessageBatch", count_entries)
 
-    # moto sent two notifications (Put and CompleteMultipartUpload); one parse ran.
+    assert handled.count(ingest_id) == 2
+    # One parse ran, and only its chunks were sent.
+    job = final_job(cloud, ingest_id)
     assert job["run"] == 1
     assert sum(sent) == job["chunks_total"] == 3
     assert (job["rows_written"], job["rows_accepted"], job["rows_rejected"]) == (12, 12, 0)

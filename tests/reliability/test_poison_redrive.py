@@ -63,7 +63,7 @@ def test_a_poison_notification_goes_to_the_dlq_and_its_redrive_ingests_the_file(
         world.drain()
         assert fault.injected == MAX_RECEIVE_COUNT
         job = world.job(upload)
-        assert job["state"] == "RUNNING" and "AccessDenied" in job["last_error"]
+        assert job["state"] == "RUNNING" and job["last_error"]["code"] == "access_denied"
         assert world.queue_depths()["s3-events-dlq"] == (1, 0)
 
         fault.enabled = False  # the policy is fixed

@@ -186,14 +186,18 @@ class World:
         )
 
     def invoke(
-        self, function: str, event: dict[str, Any], context: LambdaContext | None = None
+        self,
+        function: str,
+        event: dict[str, Any],
+        context: LambdaContext | None = None,
+        process: Services | None = None,
     ) -> tuple[Any, bool]:
-        """Run one invocation in a new process; returns (response, crashed).
+        """Run one invocation in ``process``, or a new one; returns (response, crashed).
 
         The handler is the app's; a function that the app registers only in
         another stage (dev's ingest_from_s3) runs its body in chalicelib.
         """
-        self.current = self.process()
+        self.current = process or self.process()
         context = context or self.context(function)
         handler = self.app.handler_map.get(function)
         try:

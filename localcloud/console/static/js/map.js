@@ -93,11 +93,11 @@ const mapView = (() => {
     for (const table of state.tables || []) {
       if (!table.error) set(`table:${table.key}`, `${table.items} items`);
     }
-    for (const stream of (state.streams && state.streams.items) || state.streams || []) {
-      if (!stream.table && !stream.function) continue;
-      const lag = stream.lag_records !== undefined ? `${stream.lag_records} behind` : "";
-      const age = stream.iterator_age_ms !== undefined ? ` · ${Math.round(stream.iterator_age_ms / 1000)} s` : "";
-      set(`stream:${stream.table || "orders"}`, `${lag}${age}` || "caught up", { stalled: Boolean(stream.stalled) });
+    for (const mapping of (state.streams && state.streams.items) || []) {
+      if (!mapping.table) continue;
+      const age = mapping.iterator_age_ms;
+      const text = age === null || age === undefined ? "caught up" : `iterator age ${(age / 1000).toFixed(1)} s`;
+      set(`stream:${mapping.table}`, mapping.stalled ? `STALLED · ${text}` : text, { stalled: Boolean(mapping.stalled) });
     }
     const sent = state.mail && state.mail.sent;
     if (sent !== undefined && sent !== null) set("ses", `${sent} sent`);
