@@ -10,7 +10,8 @@ deploy`` against an existing bucket, and Terraform). Both call the same code.
 from chalice import Chalice, CORSConfig, IAMAuthorizer, Response
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import rest
+from chalicelib import audit, rest
+from chalicelib.concurrency import MAXIMUM_CONCURRENCY
 from chalicelib.config import UPLOADS_PREFIX, Settings
 from chalicelib.observability import invocation, logger
 from chalicelib.orders import analytics_api
@@ -63,6 +64,12 @@ def _json(status, body, headers=None):
     return Response(
         body=rest.to_json(body), status_code=status, headers={**rest.JSON_HEADERS, **headers}
     )
+
+
+@app.middleware("http")
+def audit_trail(event, get_response):
+    # Registered first, so it sees the final status of every request.
+    return audit.around(event, get_response)
 
 
 @app.middleware("http")
@@ -191,7 +198,11 @@ def list_customer_orders(customer_id):
     return _respond(orders_api.list_customer_orders, customer_id, *_request())
 
 
-@app.on_sqs_message(queue=settings.order_intake_queue, batch_size=10)
+@app.on_sqs_message(
+    queue=settings.order_intake_queue,
+    batch_size=10,
+    maximum_concurrency=MAXIMUM_CONCURRENCY["intake_orders"],
+)
 def intake_orders(event):
     return orders_handlers.intake_orders(event.to_dict(), event.context, services())
 
@@ -203,7 +214,11 @@ def publish_order_events(event):
     return orders_handlers.publish_order_events(event.to_dict(), event.context, services())
 
 
-@app.on_sqs_message(queue=settings.inventory_queue, batch_size=10)
+@app.on_sqs_message(
+    queue=settings.inventory_queue,
+    batch_size=10,
+    maximum_concurrency=MAXIMUM_CONCURRENCY["update_inventory"],
+)
 def update_inventory(event):
     return orders_handlers.update_inventory(event.to_dict(), event.context, services())
 
@@ -211,7 +226,11 @@ def update_inventory(event):
 # -- orders: notifications ------------------------------------------------------
 
 
-@app.on_sqs_message(queue=settings.notifications_queue, batch_size=10)
+@app.on_sqs_message(
+    queue=settings.notifications_queue,
+    batch_size=10,
+    maximum_concurrency=MAXIMUM_CONCURRENCY["send_notifications"],
+)
 def send_notifications(event):
     return orders_handlers.send_notifications(event.to_dict(), event.context, services())
 
@@ -224,7 +243,11 @@ def get_daily_analytics(date):
     return _respond(analytics_api.get_daily, date, *_request())
 
 
-@app.on_sqs_message(queue=settings.analytics_queue, batch_size=10)
+@app.on_sqs_message(
+    queue=settings.analytics_queue,
+    batch_size=10,
+    maximum_concurrency=MAXIMUM_CONCURRENCY["update_analytics"],
+)
 def update_analytics(event):
     return orders_handlers.update_analytics(event.to_dict(), event.context, services())
 
@@ -233,7 +256,11 @@ def update_analytics(event):
 
 if settings.ingest_trigger == "sqs":
 
-    @app.on_sqs_message(queue=settings.s3_events_queue, batch_size=1)
+    @app.on_sqs_message(
+        queue=settings.s3_events_queue,
+        batch_size=1,
+        maximum_concurrency=MAXIMUM_CONCURRENCY["ingest_from_queue"],
+    )
     def ingest_from_queue(event):
         return readings_handlers.ingest_from_queue(event.to_dict(), event.context, services())
 
@@ -252,6 +279,10 @@ else:
 # One chunk (up to 1,000 rows, 40 BatchWriteItem calls) per invocation: with
 # more, one invocation writes them one after another while Lambda's other
 # pollers find the queue empty.
-@app.on_sqs_message(queue=settings.ingest_queue, batch_size=1)
+@app.on_sqs_message(
+    queue=settings.ingest_queue,
+    batch_size=1,
+    maximum_concurrency=MAXIMUM_CONCURRENCY["write_readings"],
+)
 def write_readings(event):
     return readings_handlers.write_readings(event.to_dict(), event.context, services())

@@ -37,6 +37,12 @@ SQS_RETRY_BASE_SECONDS = 2
 MARKER_TTL = timedelta(days=15)
 
 
+# The stage decides, among other things, whether routes need IAM auth (app.py):
+# it has no default, so a stage block that forgets it cannot deploy open. The
+# local cloud and `chalice local` set it from the `local` stage's block.
+STAGE_VARIABLE = "EVENTFLOW_STAGE"
+LOCAL_STAGE = "local"
+
 ORDERS_STREAM_ARN_VARIABLE = "EVENTFLOW_ORDERS_STREAM_ARN"
 # Notifications: the address order emails come from (an SES identity of the stage).
 MAIL_FROM_VARIABLE = "EVENTFLOW_MAIL_FROM"
@@ -95,8 +101,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        stage = env.get(STAGE_VARIABLE)
+        if not stage:
+            raise ConfigError(
+                f"{STAGE_VARIABLE} is not set: every stage's environment_variables in "
+                ".chalice/config.json must name it (the local cloud sets 'local')"
+            )
         return cls(
-            stage=env.get("EVENTFLOW_STAGE", "local"),
+            stage=stage,
             ingest_trigger=env.get("EVENTFLOW_INGEST_TRIGGER", "sqs"),
             uploads_bucket_override=env.get("EVENTFLOW_UPLOADS_BUCKET") or None,
             cors_origin=env.get("EVENTFLOW_CORS_ORIGIN") or None,

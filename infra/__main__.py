@@ -18,12 +18,18 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import Clients, local_defaults
+from chalicelib.config import ConfigError
 from infra.chalicecli import ChaliceError
 from infra.declaration import declare
 from infra.deploy import DeployError
 from infra.package import PackageError
 from infra.provision import Provisioner, ProvisionError
-from infra.stageconfig import PROJECT_DIR, StageConfig, UnknownStageError
+from infra.stageconfig import (
+    PROJECT_DIR,
+    StageConfig,
+    UndeployableStageError,
+    UnknownStageError,
+)
 
 COMMANDS = ("provision", "outputs", "package", "deploy", "destroy")
 
@@ -43,9 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     try:
         config = StageConfig.load(args.stage, args.project_dir / ".chalice" / "config.json")
+        if args.command in ("package", "deploy"):
+            config.require_deployable()
         stack = declare(config)
         result = _run(args, config, stack)
-    except (UnknownStageError, ProvisionError, ChaliceError, DeployError, PackageError) as error:
+    except (
+        UnknownStageError,
+        UndeployableStageError,
+        ConfigError,
+        ProvisionError,
+        ChaliceError,
+        DeployError,
+        PackageError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (BotoCoreError, ClientError) as error:  # no credentials, endpoint down, access denied

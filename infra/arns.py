@@ -50,7 +50,24 @@ def ses_identity(email: str) -> str:
 
 
 def log_group(function_physical_name: str) -> str:
-    return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{function_physical_name}"
+    return log_group_named(f"/aws/lambda/{function_physical_name}")
+
+
+def log_group_named(name: str) -> str:
+    return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}"
+
+
+def keys() -> str:
+    """Every KMS key of the account and region (policies narrow it by alias)."""
+    return f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/*"
+
+
+def role(name: str) -> str:
+    return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
+
+
+def account_root() -> str:
+    return f"arn:{PARTITION}:iam::{ACCOUNT}:root"
 
 
 def log_streams(function_physical_name: str) -> str:

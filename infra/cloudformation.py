@@ -34,7 +34,7 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
-from infra import arns, iam
+from infra import arns, iam, keys
 from infra.declaration import (
     Alarm,
     AsyncInvokeSettings,
@@ -43,6 +43,8 @@ from infra.declaration import (
     EmailIdentity,
     EventSourceSettings,
     FailureQueue,
+    Key,
+    LogGroup,
     Queue,
     Stack,
     Subscription,
@@ -114,8 +116,45 @@ def dashboard_id(dashboard: Dashboard) -> str:
     return f"{camel(dashboard.key)}Dashboard"
 
 
+def key_id(key: Key) -> str:
+    return f"{camel(key.key)}Key"
+
+
+def log_group_id(group: LogGroup) -> str:
+    return f"{camel(group.key)}Group"
+
+
 def sub(template: str) -> dict[str, str]:
     return {"Fn::Sub": template}
+
+
+def _key(key: Key, stack: Stack) -> Template:
+    policy = keys.key_policy(stack, key, lambda f: {"Fn::GetAtt": [role_id(f), "Arn"]})
+    return {
+        key_id(key): {
+            "Type": "AWS::KMS::Key",
+            **RETAIN,
+            "Properties": {
+                "Description": key.description,
+                "EnableKeyRotation": True,
+                "KeyPolicy": iam.map_strings(policy, sub),
+            },
+        },
+        f"{key_id(key)}Alias": {
+            "Type": "AWS::KMS::Alias",
+            "Properties": {"AliasName": key.alias, "TargetKeyId": {"Ref": key_id(key)}},
+        },
+    }
+
+
+def _log_group(group: LogGroup, stack: Stack) -> Template:
+    properties: dict[str, Any] = {
+        "LogGroupName": group.name,
+        "RetentionInDays": group.retention_days,
+    }
+    if group.kms_key:
+        properties["KmsKeyId"] = {"Fn::GetAtt": [key_id(stack.kms_key(group.kms_key)), "Arn"]}
+    return {log_group_id(group): {"Type": "AWS::Logs::LogGroup", "Properties": properties}}
 
 
 # -- resources -----------------------------------------------------------------
@@ -256,7 +295,16 @@ def _bucket(bucket: Bucket, stack: Stack) -> Template:
                     "AbortIncompleteMultipartUpload": {
                         "DaysAfterInitiation": bucket.abort_incomplete_upload_days
                     },
-                }
+                },
+                *(
+                    {
+                        "Id": expiry_rule_id(prefix),
+                        "Status": "Enabled",
+                        "Prefix": prefix,
+                        "ExpirationInDays": days,
+                    }
+                    for prefix, days in bucket.current_version_days
+                ),
             ]
         },
     }
@@ -305,6 +353,10 @@ def _bucket(bucket: Bucket, stack: Stack) -> Template:
             },
         }
     return resources
+
+
+def expiry_rule_id(prefix: str) -> str:
+    return f"expire-current-{prefix.strip('/')}"
 
 
 def tls_only_policy(bucket_arn: Any, objects_arn: Any) -> dict[str, Any]:
@@ -362,6 +414,8 @@ def _topic(topic: Topic, stack: Stack) -> Template:
     properties: dict[str, Any] = {"TopicName": topic.name}
     if topic.fifo:
         properties["FifoTopic"] = True
+    if topic.kms_key:
+        properties["KmsMasterKeyId"] = {"Ref": key_id(stack.kms_key(topic.kms_key))}
     return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": properties}}
 
 
@@ -464,6 +518,8 @@ def _dashboard(dashboard: Dashboard, stack: Stack) -> Template:
 
 
 RENDERERS: dict[type, Callable[[Any, Stack], Template]] = {
+    Key: _key,
+    LogGroup: _log_group,
     Queue: _queue,
     FailureQueue: _failure_queue,
     Table: _table,
@@ -500,6 +556,8 @@ def event_properties(stack: Stack, source: EventSourceSettings) -> tuple[str, di
         }
     if source.source_key in {queue.key for queue in stack.queues}:
         properties["Queue"] = sub(f"${{{queue_id(stack.queue(source.source_key))}.Arn}}")
+        if source.maximum_concurrency:
+            properties["ScalingConfig"] = {"MaximumConcurrency": source.maximum_concurrency}
         return event_id(source.function, "sqs"), properties
     table = stack.table(source.source_key)
     properties["Stream"] = sub(f"${{{table_id(table)}.StreamArn}}")
@@ -515,22 +573,39 @@ def event_properties(stack: Stack, source: EventSourceSettings) -> tuple[str, di
     return event_id(source.function, "dynamodb"), properties
 
 
-def cfn_policy(document: dict[str, Any]) -> dict[str, Any]:
-    """An :mod:`infra.iam` document with each ARN template wrapped in ``Fn::Sub``."""
+def api_stage_properties(stack: Stack) -> dict[str, Any]:
+    """The REST API stage's tracing, throttling and access log (SAM ``AWS::Serverless::Api``)."""
+    api = stack.api
+    assert api is not None
+    access = stack.log_group(api.access_log_group)
     return {
-        "Version": document["Version"],
-        "Statement": [
-            {**s, "Resource": [sub(r) if "${" in r else r for r in s["Resource"]]}
-            for s in document["Statement"]
+        # X-Ray on the REST API stage (sampled), so a slow request can be traced.
+        "TracingEnabled": True,
+        "MethodSettings": [
+            {
+                "ResourcePath": "/*",
+                "HttpMethod": "*",
+                "ThrottlingRateLimit": api.rate_limit,
+                "ThrottlingBurstLimit": api.burst_limit,
+            }
         ],
+        "AccessLogSetting": {
+            "DestinationArn": {"Fn::GetAtt": [log_group_id(access), "Arn"]},
+            "Format": api.ACCESS_LOG_FORMAT,
+        },
     }
+
+
+def cfn_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """An :mod:`infra.iam` document with each ARN template (in resources and
+    condition values) wrapped in ``Fn::Sub``."""
+    return iam.map_strings(document, sub)
 
 
 def _function_patches(stack: Stack) -> Template:
     resources: Template = {}
-    if any(function.name == "api_handler" for function in stack.functions):
-        # X-Ray on the REST API stage (sampled), so a slow request can be traced.
-        resources["RestAPI"] = {"Properties": {"TracingEnabled": True}}
+    if stack.api is not None:
+        resources["RestAPI"] = {"Properties": api_stage_properties(stack)}
     uploads = stack.buckets[0] if stack.buckets else None
     for function in stack.functions:
         properties: dict[str, Any] = {}
@@ -547,7 +622,12 @@ def _function_patches(stack: Stack) -> Template:
                 events[name] = {"Properties": event}
         if events:
             properties["Events"] = events
-        resources[function_id(function.name)] = {"Properties": properties}
+        # Its log group (declared, with its retention) exists before it can log.
+        group = next(g for g in stack.log_groups if g.name == function.log_group)
+        resources[function_id(function.name)] = {
+            "DependsOn": [log_group_id(group)],
+            "Properties": properties,
+        }
         asynchronous = stack.async_invoke(function.name)
         if asynchronous is not None:
             resources.update(event_invoke_config(stack, asynchronous))

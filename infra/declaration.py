@@ -18,11 +18,19 @@ import json
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from chalicelib.config import SQS_RETRY_BASE_SECONDS, UPLOADS_PREFIX, Settings, dlq_name
+from chalicelib.concurrency import MAXIMUM_CONCURRENCY
+from chalicelib.config import (
+    REJECTS_PREFIX,
+    SQS_RETRY_BASE_SECONDS,
+    UPLOADS_PREFIX,
+    Settings,
+    dlq_name,
+)
 from chalicelib.orders import analytics as order_analytics
 from chalicelib.orders import store as order_keys
 from chalicelib.orders.states import EventType
 from chalicelib.readings import keys
+from infra import limits
 from infra.stageconfig import StageConfig
 
 # SQS redrives a message to its DLQ after this many receives.
@@ -43,6 +51,10 @@ STREAM_MAX_RECORD_AGE_SECONDS = 24 * 3600
 # Only these can become domain events (chalicelib.orders.events); Lambda drops
 # the rest (REMOVE) before invoking the function.
 ORDER_EVENT_FILTER = json.dumps({"eventName": ["INSERT", "MODIFY"]})
+# The stage's customer-managed key: it encrypts the order-events topic (its
+# messages carry customers' emails), the alerts topic, and the log groups
+# (they name callers).
+DATA_KEY = "data"
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,10 @@ class Bucket:
     noncurrent_version_days: int = 30
     abort_incomplete_upload_days: int = 1
     tls_only: bool = True
+    # (prefix, days): the current version of an object under the prefix
+    # expires after that many days (in a versioned bucket it becomes an old
+    # version, which the rule above removes later).
+    current_version_days: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,10 +196,70 @@ class Topic:
 
     key: str
     name: str
+    # A :class:`Key` that encrypts the topic's messages at rest, if any.
+    kms_key: str | None = None
 
     @property
     def fifo(self) -> bool:
         return self.name.endswith(".fifo")
+
+
+@dataclass(frozen=True)
+class Key:
+    """A customer-managed KMS key, rotated yearly; its policy (:mod:`infra.keys`) lets
+
+    * the account's administrators manage it, but not use it;
+    * ``sns_publishers`` (function names) use it only through SNS, for the
+      topics it encrypts, which their own IAM policies must allow too;
+    * SNS itself use it, for this account's topics;
+    * CloudWatch use it, so alarms can publish to a topic it encrypts;
+    * CloudWatch Logs use it for the log groups it encrypts.
+    """
+
+    key: str
+    alias: str
+    description: str
+    sns_publishers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogGroup:
+    """A CloudWatch Logs group, created before anything writes to it, with a retention.
+
+    Functions may not create log groups (``infra.iam``), so none is ever left
+    without one.
+    """
+
+    key: str
+    name: str
+    retention_days: int
+    kms_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Api:
+    """The REST API's stage (Chalice creates the API): throttling and access logs."""
+
+    stage_name: str
+    rate_limit: float
+    burst_limit: int
+    access_log_group: str
+    # One JSON line per request: who (the caller's IAM principal), what (the
+    # route template, not the path with its ids), when, and the outcome.
+    ACCESS_LOG_FORMAT = json.dumps(
+        {
+            "requestId": "$context.requestId",
+            "time": "$context.requestTimeEpoch",
+            "httpMethod": "$context.httpMethod",
+            "route": "$context.resourcePath",
+            "status": "$context.status",
+            "latencyMs": "$context.responseLatency",
+            "caller": "$context.identity.caller",
+            "userArn": "$context.identity.userArn",
+            "sourceIp": "$context.identity.sourceIp",
+        },
+        sort_keys=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -226,6 +302,20 @@ class Function:
     physical_name: str
     timeout: int
     memory_size: int
+    # From .chalice/config.json (JSON holds no comments), which Chalice
+    # renders in every path. Only prod reserves: each SQS consumer exactly its
+    # MaximumConcurrency (less throttles the poller, and throttled messages
+    # count as receives on the way to the DLQ), the API 20 so the workers
+    # cannot starve it nor it them, the stream publisher 10 (one invocation
+    # per shard). dev reserves nothing: a new account's quota is 10, and AWS
+    # keeps 100 unreserved. docs/deploy.md has the table.
+    reserved_concurrency: int | None = None
+    # X-Ray active tracing (the stage's "xray" in .chalice/config.json).
+    tracing: bool = False
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.physical_name}"
 
 
 @dataclass(frozen=True)
@@ -276,6 +366,8 @@ class EventSourceSettings:
     maximum_retry_attempts: int | None = None
     maximum_record_age_seconds: int | None = None
     on_failure_queue_key: str | None = None
+    # SQS only: at most this many batches at once (chalicelib.concurrency).
+    maximum_concurrency: int | None = None
 
     def stream_retry_settings(self) -> dict[str, bool | int]:
         """The stream-only retry settings that are set, under Lambda's names.
@@ -319,11 +411,16 @@ class Stack:
     dashboards: tuple[Dashboard, ...] = ()
     failure_queues: tuple[FailureQueue, ...] = ()
     async_invokes: tuple[AsyncInvokeSettings, ...] = ()
+    keys: tuple[Key, ...] = ()
+    log_groups: tuple[LogGroup, ...] = ()
+    api: Api | None = None
 
     @property
     def resources(self) -> tuple[object, ...]:
         """Every declared resource, in an order that creates dependencies first."""
         return (
+            *self.keys,
+            *self.log_groups,
             *self.queues,
             *self.failure_queues,
             *self.tables,
@@ -367,6 +464,12 @@ class Stack:
     def table(self, key: str) -> Table:
         return _by_key(self.tables, key)
 
+    def kms_key(self, key: str) -> Key:
+        return _by_key(self.keys, key)
+
+    def log_group(self, key: str) -> LogGroup:
+        return _by_key(self.log_groups, key)
+
     def bucket(self, key: str) -> Bucket:
         return _by_key(self.buckets, key)
 
@@ -396,9 +499,19 @@ def _by_key(resources, key):
     raise KeyError(f"no resource declared with key {key!r}")
 
 
+def sqs_source(function: str, queue_key: str) -> EventSourceSettings:
+    """A queue's mapping, bounded by the function's MaximumConcurrency."""
+    return EventSourceSettings(
+        function=function,
+        source_key=queue_key,
+        maximum_concurrency=MAXIMUM_CONCURRENCY[function],
+    )
+
+
 def declare(config: StageConfig) -> Stack:
     """The stage's whole stack."""
     settings = config.settings()
+    stage_limits = limits.for_stage(config.stage)
 
     readings = Table(
         key="readings",
@@ -442,7 +555,7 @@ def declare(config: StageConfig) -> Stack:
 
     queues = [ingest_queue]
     notifications: tuple[QueueNotification, ...] = ()
-    event_sources = [EventSourceSettings(function="write_readings", source_key="ingest")]
+    event_sources = [sqs_source("write_readings", "ingest")]
     if settings.ingest_trigger == "sqs":
         # Stages that package for CloudFormation cannot use on_s3_event, so S3
         # notifies a queue instead, which also gives S3 events retries and a DLQ.
@@ -450,9 +563,7 @@ def declare(config: StageConfig) -> Stack:
         notifications = (
             QueueNotification(queue_key="s3-events", prefix=UPLOADS_PREFIX, suffix=".csv"),
         )
-        event_sources.append(
-            EventSourceSettings(function="ingest_from_queue", source_key="s3-events")
-        )
+        event_sources.append(sqs_source("ingest_from_queue", "s3-events"))
     uploads = Bucket(
         key="uploads",
         name=settings.uploads_bucket,
@@ -460,8 +571,12 @@ def declare(config: StageConfig) -> Stack:
         # The local cloud serves S3 over plain HTTP on 127.0.0.1, where a
         # TLS-only policy would deny every request (moto enforces it).
         tls_only=config.stage != "local",
+        current_version_days=tuple(
+            (prefix, stage_limits.upload_retention_days)
+            for prefix in (UPLOADS_PREFIX, REJECTS_PREFIX)
+        ),
     )
-    alerts = Topic(key=ALERTS_TOPIC_KEY, name=settings.name("alerts"))
+    alerts = Topic(key=ALERTS_TOPIC_KEY, name=settings.name("alerts"), kms_key=DATA_KEY)
 
     def function(name: str) -> Function:
         return Function(
@@ -470,6 +585,8 @@ def declare(config: StageConfig) -> Stack:
             physical_name=settings.name(name) if name != "api_handler" else settings.name("")[:-1],
             timeout=config.lambda_timeout(name),
             memory_size=config.lambda_memory_size(name),
+            reserved_concurrency=config.reserved_concurrency(name),
+            tracing=config.xray(name),
         )
 
     ingest_function = "ingest_from_queue" if settings.ingest_trigger == "sqs" else "ingest_from_s3"
@@ -510,10 +627,10 @@ def declare(config: StageConfig) -> Stack:
     order_events_failed = FailureQueue(
         key="order-events-failed", name=settings.order_events_failed_queue
     )
-    order_events = Topic(key="order-events", name=settings.order_events_topic)
+    order_events = Topic(key="order-events", name=settings.order_events_topic, kms_key=DATA_KEY)
     queues.append(order_intake)
     event_sources += [
-        EventSourceSettings(function="intake_orders", source_key="order-intake"),
+        sqs_source("intake_orders", "order-intake"),
         EventSourceSettings(
             function="publish_order_events",
             source_key="orders",
@@ -563,7 +680,7 @@ def declare(config: StageConfig) -> Stack:
                 key=key, topic_key="order-events", queue_key=key, filter_policy=filter_policy
             )
         )
-        event_sources.append(EventSourceSettings(function=function_name, source_key=key))
+        event_sources.append(sqs_source(function_name, key))
         functions.append(function(function_name))
     # The address the notifications' emails come from (chalicelib.orders.notifications).
     email_identities = (EmailIdentity(key="sender", email=settings.mail_from),)
@@ -585,6 +702,33 @@ def declare(config: StageConfig) -> Stack:
             AsyncInvokeSettings(function="ingest_from_s3", on_failure_queue_key="ingest-failures"),
         )
 
+    data_key = Key(
+        key=DATA_KEY,
+        alias=f"alias/{settings.name('data')}",
+        description=f"eventflow {config.stage}: the SNS topics and the log groups",
+        sns_publishers=("publish_order_events",),
+    )
+    log_retention = stage_limits.log_retention_days
+    log_groups = [
+        LogGroup(key=f"{f.name}-logs", name=f.log_group, retention_days=log_retention)
+        for f in functions
+    ]
+    api = None
+    if any(f.name == "api_handler" for f in functions):
+        access = LogGroup(
+            key="api-access-logs",
+            name=f"/aws/apigateway/{settings.name('api-access')}",
+            retention_days=log_retention,
+        )
+        log_groups.append(access)
+        api = Api(
+            stage_name=config.api_gateway_stage(),
+            rate_limit=stage_limits.api_rate_limit,
+            burst_limit=stage_limits.api_burst_limit,
+            access_log_group=access.key,
+        )
+    log_groups = [replace(group, kms_key=DATA_KEY) for group in log_groups]
+
     stack = Stack(
         stage=config.stage,
         settings=settings,
@@ -598,6 +742,9 @@ def declare(config: StageConfig) -> Stack:
         functions=tuple(functions),
         failure_queues=failure_queues,
         async_invokes=async_invokes,
+        keys=(data_key,),
+        log_groups=tuple(log_groups),
+        api=api,
     )
     # Alarms and the dashboard are derived from the resources above, so a new
     # queue or function is watched without anyone remembering to add it.

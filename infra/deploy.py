@@ -12,7 +12,14 @@ Deploy, in order:
    deploy, but a mapping it recreates loses them, so the step compares and
    updates on every deploy; when nothing differs it makes no write at all;
 4. the same for asynchronously invoked functions' retries and on-failure
-   queue (:func:`apply_async_settings`, ``PutFunctionEventInvokeConfig``).
+   queue (:func:`apply_async_settings`, ``PutFunctionEventInvokeConfig``);
+5. the REST API stage's throttling, access log and tracing
+   (:func:`apply_api_stage`, ``UpdateStage``), which Chalice cannot set.
+
+Reserved concurrency, X-Ray on the functions and each SQS mapping's
+MaximumConcurrency come from ``.chalice/config.json`` and ``app.py``, which
+``chalice deploy`` applies itself; step 3 keeps MaximumConcurrency in line
+with the declaration anyway, as it does every mapping setting.
 
 Destroy runs ``chalice delete`` (functions, roles, API, mappings), then deletes
 the declared resources (:class:`~infra.teardown.Teardown`).
@@ -25,7 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from infra import iam
+from infra import arns, iam
 from infra.arns import Account
 from infra.chalicecli import run, write_policy_files
 from infra.declaration import AsyncInvokeSettings, EventSourceSettings, Stack
@@ -61,6 +68,8 @@ def wanted_settings(stack: Stack, source: EventSourceSettings, outputs: Outputs)
         "FilterCriteria": {"Filters": [{"Pattern": p} for p in source.filter_patterns]},
     }
     if source.source_key in {queue.key for queue in stack.queues}:
+        if source.maximum_concurrency:
+            wanted["ScalingConfig"] = {"MaximumConcurrency": source.maximum_concurrency}
         return wanted
     # Stream-only settings.
     wanted.update(source.stream_retry_settings())
@@ -132,6 +141,61 @@ def apply_async_settings(clients: Any, stack: Stack, outputs: Outputs) -> dict[s
     return changed
 
 
+def deployed_rest_api(project_dir: Path, stage: str) -> str | None:
+    path = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    for resource in json.loads(path.read_text()).get("resources", []):
+        if resource.get("resource_type") == "rest_api":
+            return resource["rest_api_id"]
+    return None
+
+
+def api_stage_operations(stack: Stack, current: dict[str, Any], log_group_arn: str) -> list:
+    """UpdateStage patch operations that bring the stage to the declaration (none if it is)."""
+    api = stack.api
+    assert api is not None
+    throttling = current.get("methodSettings", {}).get("*/*", {})
+    access = current.get("accessLogSettings", {})
+    wanted = [
+        ("/*/*/throttling/rateLimit", float(api.rate_limit), throttling.get("throttlingRateLimit")),
+        (
+            "/*/*/throttling/burstLimit",
+            int(api.burst_limit),
+            throttling.get("throttlingBurstLimit"),
+        ),
+        ("/accessLogSettings/destinationArn", log_group_arn, access.get("destinationArn")),
+        ("/accessLogSettings/format", api.ACCESS_LOG_FORMAT, access.get("format")),
+        ("/tracingEnabled", True, current.get("tracingEnabled")),
+    ]
+    return [
+        {
+            "op": "replace",
+            "path": path,
+            "value": str(value).lower() if value is True else str(value),
+        }
+        for path, value, have in wanted
+        if have is None or type(value)(have) != value
+    ]
+
+
+def apply_api_stage(clients: Any, stack: Stack, project_dir: Path, target: Account) -> list:
+    """Bring the REST API stage up to date; returns the patch operations applied."""
+    if stack.api is None:
+        return []
+    rest_api_id = deployed_rest_api(project_dir, stack.stage)
+    if rest_api_id is None:
+        raise DeployError(f"Chalice deployed no REST API for stage {stack.stage}")
+    apigateway = clients("apigateway")
+    current = apigateway.get_stage(restApiId=rest_api_id, stageName=stack.api.stage_name)
+    group = stack.log_group(stack.api.access_log_group)
+    arn = target.fill(arns.log_group_named(group.name))
+    operations = api_stage_operations(stack, current, arn)
+    if operations:
+        apigateway.update_stage(
+            restApiId=rest_api_id, stageName=stack.api.stage_name, patchOperations=operations
+        )
+    return operations
+
+
 def account(clients: Any) -> Account:
     identity = clients("sts").get_caller_identity()
     partition = identity["Arn"].split(":")[1]
@@ -144,6 +208,7 @@ def account(clients: Any) -> Account:
 
 def deploy(clients: Any, config: StageConfig, stack: Stack, project_dir: Path) -> dict[str, Any]:
     """The whole deploy; returns the outputs and the mapping changes it made."""
+    config.require_deployable()
     outputs = Provisioner(clients).apply(stack)
     target = account(clients)
     write_policy_files(project_dir, config, stack, lambda f: iam.fill(iam.policy(stack, f), target))
@@ -154,10 +219,12 @@ def deploy(clients: Any, config: StageConfig, stack: Stack, project_dir: Path) -
         clients, stack, outputs, deployed_mappings(project_dir, stack.stage)
     )
     async_changes = apply_async_settings(clients, stack, outputs)
+    api_changes = apply_api_stage(clients, stack, project_dir, target)
     return {
         "outputs": outputs.to_dict(),
         "mapping_changes": changes,
         "async_changes": async_changes,
+        "api_stage_changes": api_changes,
     }
 
 

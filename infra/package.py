@@ -34,6 +34,7 @@ def package(
     config: StageConfig, stack: Stack, project_dir: Path, out_dir: Path, fmt: str
 ) -> list[Path]:
     """Package the stage; returns the files written."""
+    config.require_deployable()
     if fmt == "cloudformation":
         return package_cloudformation(config, stack, project_dir, out_dir)
     if fmt == "terraform":

@@ -16,9 +16,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.config import ORDERS_STREAM_ARN_VARIABLE
-from infra import arns
+from infra import arns, provision_keys
 from infra.cloudformation import (
     attribute_definitions,
+    expiry_rule_id,
     global_secondary_indexes,
     key_schema,
     s3_send_policy,
@@ -52,10 +53,14 @@ class Outputs:
     queues: dict[str, dict[str, str]] = field(default_factory=dict)
     buckets: dict[str, dict[str, str]] = field(default_factory=dict)
     topics: dict[str, dict[str, str]] = field(default_factory=dict)
+    keys: dict[str, dict[str, str]] = field(default_factory=dict)
+    log_groups: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "region": self.region,
+            "keys": self.keys,
+            "log_groups": self.log_groups,
             "tables": self.tables,
             "queues": self.queues,
             "buckets": self.buckets,
@@ -83,6 +88,15 @@ class Provisioner:
     def apply(self, stack: Stack) -> Outputs:
         region = self._clients("sqs").meta.region_name
         outputs = Outputs(region=region)
+        if stack.keys:
+            target = provision_keys.account(self._clients, region)
+            for key in stack.keys:
+                outputs.keys[key.key] = provision_keys.ensure_key(self._clients, stack, key, target)
+        for group in stack.log_groups:
+            key_arn = outputs.keys[group.kms_key]["arn"] if group.kms_key else None
+            outputs.log_groups[group.key] = provision_keys.ensure_log_group(
+                self._clients, group, key_arn
+            )
         for queue in stack.queues:
             outputs.queues[queue.key], outputs.queues[queue.dlq_key] = self.queue(queue)
         for failures in stack.failure_queues:
@@ -92,7 +106,7 @@ class Provisioner:
         for bucket in stack.buckets:
             outputs.buckets[bucket.key] = self.bucket(bucket, outputs)
         for topic in stack.topics:
-            outputs.topics[topic.key] = self.topic(topic)
+            outputs.topics[topic.key] = self.topic(topic, outputs)
         for queue_key in dict.fromkeys(s.queue_key for s in stack.subscriptions):
             self._allow_topics_to_send(stack, queue_key, outputs)
         for subscription in stack.subscriptions:
@@ -120,8 +134,12 @@ class Provisioner:
                 outputs.tables[table.key] = self._table_output(
                     ddb.describe_table(TableName=table.name)["Table"]
                 )
+            for key in stack.keys:
+                outputs.keys[key.key] = provision_keys.describe_key(self._clients, key)
         except ClientError as error:
             raise ProvisionError(f"stage {stack.stage} is not provisioned: {error}") from error
+        for group in stack.log_groups:
+            outputs.log_groups[group.key] = {"name": group.name}
         for bucket in stack.buckets:
             outputs.buckets[bucket.key] = {
                 "name": bucket.name,
@@ -307,6 +325,15 @@ class Provisioner:
             s3.put_bucket_versioning(
                 Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
             )
+        expiries = [
+            {
+                "ID": expiry_rule_id(prefix),
+                "Status": "Enabled",
+                "Filter": {"Prefix": prefix},
+                "Expiration": {"Days": days},
+            }
+            for prefix, days in bucket.current_version_days
+        ]
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket.name,
             LifecycleConfiguration={
@@ -321,7 +348,8 @@ class Provisioner:
                         "AbortIncompleteMultipartUpload": {
                             "DaysAfterInitiation": bucket.abort_incomplete_upload_days
                         },
-                    }
+                    },
+                    *expiries,
                 ]
             },
         )
@@ -364,10 +392,18 @@ class Provisioner:
 
     # -- SNS, CloudWatch -----------------------------------------------------
 
-    def topic(self, topic: Topic) -> dict[str, str]:
-        # CreateTopic is idempotent for the same name and attributes.
+    def topic(self, topic: Topic, outputs: Outputs) -> dict[str, str]:
+        # CreateTopic is idempotent for the same name and attributes; mutable
+        # ones (the key) are set apart, so a changed one does not make it fail.
         attributes = {"FifoTopic": "true"} if topic.fifo else {}
-        arn = self._clients("sns").create_topic(Name=topic.name, Attributes=attributes)["TopicArn"]
+        sns = self._clients("sns")
+        arn = sns.create_topic(Name=topic.name, Attributes=attributes)["TopicArn"]
+        if topic.kms_key:
+            sns.set_topic_attributes(
+                TopicArn=arn,
+                AttributeName="KmsMasterKeyId",
+                AttributeValue=outputs.keys[topic.kms_key]["arn"],
+            )
         return {"name": topic.name, "arn": arn}
 
     def _allow_topics_to_send(self, stack: Stack, queue_key: str, outputs: Outputs) -> None:

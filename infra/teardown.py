@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra import provision_keys
 from infra.declaration import Stack
 
 GONE = {
@@ -79,6 +80,13 @@ class Teardown:
                 raise
             sqs.delete_queue(QueueUrl=url)
             deleted.append(f"queue {name}")
+        for group in stack.log_groups:
+            if provision_keys.delete_log_group(self._clients, group):
+                deleted.append(f"log group {group.name}")
+        # Last: until its deletion date, the key still decrypts what it encrypted.
+        for key in stack.keys:
+            if provision_keys.delete_key(self._clients, key):
+                deleted.append(f"key {key.alias}")
         return deleted
 
     @staticmethod

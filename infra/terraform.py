@@ -24,9 +24,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from infra import arns, iam
+from infra import arns, iam, keys
 from infra.cloudformation import (
     UnrenderableResource,
+    expiry_rule_id,
     s3_send_policy,
     sns_send_policy,
     tls_only_policy,
@@ -38,6 +39,8 @@ from infra.declaration import (
     Dashboard,
     EmailIdentity,
     FailureQueue,
+    Key,
+    LogGroup,
     Queue,
     Stack,
     Subscription,
@@ -155,6 +158,35 @@ def event_invoke_config(stack: Stack, settings: AsyncInvokeSettings, blocks: Blo
     _add(blocks, "aws_lambda_function_event_invoke_config", settings.function, body)
 
 
+def _key(key: Key, stack: Stack, blocks: Blocks) -> None:
+    # Chalice names each function's role "<function>_role".
+    policy = keys.key_policy(stack, key, lambda f: f"${{aws_iam_role.{f}_role.arn}}")
+    _add(
+        blocks,
+        "aws_kms_key",
+        name(key.key),
+        {
+            "description": key.description,
+            "enable_key_rotation": True,
+            "policy": interpolate(json.dumps(policy)),
+            "lifecycle": [{"prevent_destroy": True}],
+        },
+    )
+    _add(
+        blocks,
+        "aws_kms_alias",
+        name(key.key),
+        {"name": key.alias, "target_key_id": f"${{aws_kms_key.{name(key.key)}.key_id}}"},
+    )
+
+
+def _log_group(group: LogGroup, stack: Stack, blocks: Blocks) -> None:
+    body: dict[str, Any] = {"name": group.name, "retention_in_days": group.retention_days}
+    if group.kms_key:
+        body["kms_key_id"] = f"${{aws_kms_key.{name(group.kms_key)}.arn}}"
+    _add(blocks, "aws_cloudwatch_log_group", name(group.key), body)
+
+
 def _table(table: Table, stack: Stack, blocks: Blocks) -> None:
     body: dict[str, Any] = {
         "name": table.name,
@@ -239,7 +271,16 @@ def _bucket(bucket: Bucket, stack: Stack, blocks: Blocks) -> None:
                     "abort_incomplete_multipart_upload": [
                         {"days_after_initiation": bucket.abort_incomplete_upload_days}
                     ],
-                }
+                },
+                *(
+                    {
+                        "id": expiry_rule_id(prefix),
+                        "status": "Enabled",
+                        "filter": [{"prefix": prefix}],
+                        "expiration": [{"days": days}],
+                    }
+                    for prefix, days in bucket.current_version_days
+                ),
             ],
         },
     )
@@ -284,6 +325,8 @@ def _topic(topic: Topic, stack: Stack, blocks: Blocks) -> None:
     body: dict[str, Any] = {"name": topic.name}
     if topic.fifo:
         body["fifo_topic"] = True
+    if topic.kms_key:
+        body["kms_master_key_id"] = f"${{aws_kms_key.{name(topic.kms_key)}.arn}}"
     _add(blocks, "aws_sns_topic", name(topic.key), body)
 
 
@@ -355,6 +398,8 @@ def _dashboard(dashboard: Dashboard, stack: Stack, blocks: Blocks) -> None:
 
 
 RENDERERS: dict[type, Callable[[Any, Stack, Blocks], None]] = {
+    Key: _key,
+    LogGroup: _log_group,
     Queue: _queue,
     FailureQueue: _failure_queue,
     Table: _table,
@@ -380,6 +425,8 @@ def resources(stack: Stack) -> dict[str, Any]:
         renderer(resource, stack, blocks)
     for settings in stack.async_invokes:
         event_invoke_config(stack, settings, blocks)
+    if stack.api is not None:
+        api_stage(stack, blocks)
     outputs = {
         f"{name(q.key)}_queue_url": {"value": f"${{aws_sqs_queue.{name(q.key)}.id}}"}
         for q in (*stack.queues, *stack.failure_queues)
@@ -395,6 +442,66 @@ def resources(stack: Stack) -> dict[str, Any]:
 
 def _policy_json(stack: Stack, function: str) -> str:
     return interpolate(json.dumps(iam.policy(stack, function)))
+
+
+def api_stage(stack: Stack, blocks: Blocks) -> None:
+    """The REST API's stage, as its own resource, with throttling and access logs.
+
+    Chalice creates the stage through ``aws_api_gateway_deployment.stage_name``,
+    which can set neither; the override drops that argument (so the deployment
+    is a plain snapshot) and this stage serves it under the same name.
+    """
+    api = stack.api
+    assert api is not None
+    access = stack.log_group(api.access_log_group)
+    _add(
+        blocks,
+        "aws_api_gateway_stage",
+        "rest_api",
+        {
+            "stage_name": api.stage_name,
+            "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+            "deployment_id": "${aws_api_gateway_deployment.rest_api.id}",
+            "xray_tracing_enabled": True,
+            "access_log_settings": [
+                {
+                    "destination_arn": f"${{aws_cloudwatch_log_group.{name(access.key)}.arn}}",
+                    "format": api.ACCESS_LOG_FORMAT,
+                }
+            ],
+        },
+    )
+    _add(
+        blocks,
+        "aws_api_gateway_method_settings",
+        "rest_api",
+        {
+            "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+            "stage_name": "${aws_api_gateway_stage.rest_api.stage_name}",
+            "method_path": "*/*",
+            "settings": [
+                {
+                    "throttling_rate_limit": api.rate_limit,
+                    "throttling_burst_limit": api.burst_limit,
+                }
+            ],
+        },
+    )
+
+
+def api_stage_override(stack: Stack) -> Blocks:
+    # null unsets an argument: the stage above owns the name. Chalice forces a
+    # new deployment when the API changes through stage_description, which
+    # only applies with stage_name; triggers do the same without it.
+    return {
+        "aws_api_gateway_deployment": {
+            "rest_api": {
+                "stage_name": None,
+                "stage_description": None,
+                "triggers": {"redeployment": "${md5(local.chalice_api_swagger)}"},
+            }
+        }
+    }
 
 
 def override(stack: Stack) -> dict[str, Any]:
@@ -413,6 +520,8 @@ def override(stack: Stack) -> dict[str, Any]:
             queue = stack.queue(source.source_key)
             # A reference, not Chalice's literal ARN, so the queue exists first.
             body["event_source_arn"] = f"${{aws_sqs_queue.{queue_name(queue)}.arn}}"
+            if source.maximum_concurrency:
+                body["scaling_config"] = [{"maximum_concurrency": source.maximum_concurrency}]
             mappings[f"{source.function}-sqs-event-source"] = body
             continue
         table = stack.table(source.source_key)
@@ -433,6 +542,14 @@ def override(stack: Stack) -> dict[str, Any]:
     }
     if mappings:
         blocks["aws_lambda_event_source_mapping"] = mappings
+    # Each function waits for its log group (declared, with its retention).
+    groups = {group.name: name(group.key) for group in stack.log_groups}
+    blocks["aws_lambda_function"] = {
+        f.name: {"depends_on": [f"aws_cloudwatch_log_group.{groups[f.log_group]}"]}
+        for f in stack.functions
+    }
+    if stack.api is not None:
+        blocks.update(api_stage_override(stack))
     if stack.settings.ingest_trigger == "s3":
         # Chalice's on_s3_event notification names the bucket literally; a
         # reference makes Terraform create the bucket before configuring it.
@@ -440,7 +557,13 @@ def override(stack: Stack) -> dict[str, Any]:
             blocks.setdefault("aws_s3_bucket_notification", {})[f"{bucket.name}_notify"] = {
                 "bucket": f"${{aws_s3_bucket.{name(bucket.key)}.id}}"
             }
-    return {
+    document: dict[str, Any] = {
         "terraform": {"required_version": REQUIRED_VERSION, "required_providers": PROVIDERS},
         "resource": blocks,
     }
+    if stack.api is not None:
+        # The URL of the stage, which no longer comes from the deployment.
+        document["output"] = {
+            "EndpointURL": {"value": "${aws_api_gateway_stage.rest_api.invoke_url}"}
+        }
+    return document

@@ -20,6 +20,9 @@ from localcloud import motolocks
 from localcloud.motopatch import applied
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "eventflow")
+# The app has no default stage (chalicelib.config); test modules that import
+# app.py at collection run it as the local stage, as the local cloud does.
+os.environ.setdefault("EVENTFLOW_STAGE", "local")
 
 
 def _share_botocore_data_loader() -> None:

@@ -58,7 +58,10 @@ def _poller(config: Any, wiring: Wiring) -> Poller:
             arn=queue["arn"],
             batch_size=config.batch_size,
             window_seconds=config.maximum_batching_window_in_seconds or 0,
-            concurrency=config.maximum_concurrency or DEFAULT_CONCURRENCY,
+            # The declared bound (infra.declaration), else the decorator's.
+            concurrency=(
+                settings.maximum_concurrency or config.maximum_concurrency or DEFAULT_CONCURRENCY
+            ),
             report_batch_item_failures=settings.report_batch_item_failures,
             record_filter=RecordFilter(settings.filter_patterns),
         )

@@ -67,7 +67,40 @@ def from_cloudformation(stack) -> Shape:
         for r in by_id.values()
         if r["Type"] == "AWS::SNS::Topic"
     }
-    return {"queues": queues, "tables": tables, "topics": topics, "subscriptions": subscriptions}
+    aliases = {
+        r["Properties"]["TargetKeyId"]["Ref"]: r["Properties"]["AliasName"]
+        for r in by_id.values()
+        if r["Type"] == "AWS::KMS::Alias"
+    }
+    security = {
+        "topic_keys": {
+            r["Properties"]["TopicName"]: aliases[r["Properties"]["KmsMasterKeyId"]["Ref"]]
+            for r in by_id.values()
+            if r["Type"] == "AWS::SNS::Topic"
+        },
+        "log_groups": {
+            r["Properties"]["LogGroupName"]: (
+                r["Properties"]["RetentionInDays"],
+                aliases[r["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]],
+            )
+            for r in by_id.values()
+            if r["Type"] == "AWS::Logs::LogGroup"
+        },
+        "expiry": {
+            (rule["Prefix"], rule["ExpirationInDays"])
+            for r in by_id.values()
+            if r["Type"] == "AWS::S3::Bucket"
+            for rule in r["Properties"]["LifecycleConfiguration"]["Rules"]
+            if "ExpirationInDays" in rule
+        },
+    }
+    return {
+        "queues": queues,
+        "tables": tables,
+        "topics": topics,
+        "subscriptions": subscriptions,
+        "security": security,
+    }
 
 
 def from_terraform(stack) -> Shape:
@@ -111,7 +144,33 @@ def from_terraform(stack) -> Shape:
     topics = {
         body["name"]: body.get("fifo_topic", False) for body in resources["aws_sns_topic"].values()
     }
-    return {"queues": queues, "tables": tables, "topics": topics, "subscriptions": subscriptions}
+    aliases = {
+        f"${{aws_kms_key.{name}.arn}}": body["name"]
+        for name, body in resources["aws_kms_alias"].items()
+    }
+    security = {
+        "topic_keys": {
+            body["name"]: aliases[body["kms_master_key_id"]]
+            for body in resources["aws_sns_topic"].values()
+        },
+        "log_groups": {
+            body["name"]: (body["retention_in_days"], aliases[body["kms_key_id"]])
+            for body in resources["aws_cloudwatch_log_group"].values()
+        },
+        "expiry": {
+            (rule["filter"][0]["prefix"], rule["expiration"][0]["days"])
+            for body in resources["aws_s3_bucket_lifecycle_configuration"].values()
+            for rule in body["rule"]
+            if "expiration" in rule
+        },
+    }
+    return {
+        "queues": queues,
+        "tables": tables,
+        "topics": topics,
+        "subscriptions": subscriptions,
+        "security": security,
+    }
 
 
 def from_moto(stack) -> Shape:
@@ -171,12 +230,41 @@ def from_moto(stack) -> Shape:
                     json.dumps(policy, sort_keys=True),
                 )
             )
+    kms, logs, s3 = clients("kms"), clients("logs"), clients.s3
+    aliases = {
+        a["TargetKeyId"]: a["AliasName"]
+        for a in kms.list_aliases()["Aliases"]
+        if "TargetKeyId" in a
+    }
+
+    def alias_of(key_arn: str) -> str:
+        return aliases[key_arn.rsplit("/", 1)[1]]
+
+    security = {
+        "topic_keys": {
+            topic["name"]: alias_of(
+                sns.get_topic_attributes(TopicArn=topic["arn"])["Attributes"]["KmsMasterKeyId"]
+            )
+            for topic in outputs.topics.values()
+        },
+        "log_groups": {
+            g["logGroupName"]: (g["retentionInDays"], alias_of(g["kmsKeyId"]))
+            for g in logs.describe_log_groups()["logGroups"]
+        },
+        "expiry": {
+            (rule["Filter"]["Prefix"], rule["Expiration"]["Days"])
+            for bucket in outputs.buckets.values()
+            for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket["name"])["Rules"]
+            if "Expiration" in rule
+        },
+    }
     return {
         "queues": queues,
         "tables": tables,
         "topics": topics,
         "subscriptions": subscriptions,
         "listed": listed_count,
+        "security": security,
     }
 
 
@@ -198,6 +286,13 @@ def test_cloudformation_terraform_and_the_provisioner_agree(stage):
     assert set(cfn["tables"]) == {table.name for table in stack.tables}
     assert cfn["topics"] == {topic.name: topic.fifo for topic in stack.topics}
     assert len(cfn["subscriptions"]) == len(stack.subscriptions)
+    # Encryption and retention, as declared: one key for every topic and log group.
+    alias = stack.kms_key("data").alias
+    assert cfn["security"]["topic_keys"] == {topic.name: alias for topic in stack.topics}
+    assert cfn["security"]["log_groups"] == {
+        group.name: (group.retention_days, alias) for group in stack.log_groups
+    }
+    assert cfn["security"]["expiry"] == set(stack.bucket("uploads").current_version_days)
 
 
 def test_subscriptions_render_alike_and_provisioning_them_twice_changes_nothing():

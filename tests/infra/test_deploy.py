@@ -16,6 +16,8 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from chalicelib.aws import Clients
+from infra import deploy
 from infra.__main__ import main
 from tests.infra.conftest import project_copy, stack_for
 
@@ -34,6 +36,20 @@ def moto_endpoint(moto_gaps, monkeypatch):
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     server.stop()
     server._server.server_close()  # stop() leaves the listening socket open
+
+
+def assert_api_stage_as_declared(session, stack) -> None:
+    """Throttled, access-logged into its declared group, traced."""
+    apigateway = session.client("apigateway")
+    api_id = apigateway.get_rest_apis()["items"][0]["id"]
+    api_stage = apigateway.get_stage(restApiId=api_id, stageName=stack.api.stage_name)
+    throttling = api_stage["methodSettings"]["*/*"]
+    assert throttling["throttlingRateLimit"] == stack.api.rate_limit
+    assert throttling["throttlingBurstLimit"] == stack.api.burst_limit
+    access = stack.log_group(stack.api.access_log_group).name
+    assert api_stage["accessLogSettings"]["destinationArn"].endswith(f":log-group:{access}")
+    assert api_stage["accessLogSettings"]["format"] == stack.api.ACCESS_LOG_FORMAT
+    assert api_stage["tracingEnabled"] is True
 
 
 def run(capsys, *argv: str) -> dict:
@@ -61,8 +77,28 @@ def test_deploy_is_complete_repeatable_and_destroy_leaves_nothing(
     assert functions == {f.physical_name for f in stack.functions}
     mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
     assert len(mappings) == len(stack.event_sources)
+    concurrency = {s.function: s.maximum_concurrency for s in stack.event_sources}
     for mapping in mappings:
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        function = mapping["FunctionArn"].rsplit(":", 1)[1].removeprefix(f"eventflow-{stage}-")
+        if concurrency[function] is not None:
+            assert mapping["ScalingConfig"] == {"MaximumConcurrency": concurrency[function]}
+    # Reserved concurrency (prod) and active tracing, from .chalice/config.json.
+    for function in stack.functions:
+        configuration = lambda_.get_function(FunctionName=function.physical_name)
+        reserved = configuration.get("Concurrency", {}).get("ReservedConcurrentExecutions")
+        assert reserved == function.reserved_concurrency, function.name
+        assert configuration["Configuration"]["TracingConfig"]["Mode"] == "Active"
+    assert_api_stage_as_declared(session, stack)
+    logs = session.client("logs")
+    groups = {g["logGroupName"]: g for g in logs.describe_log_groups()["logGroups"]}
+    for group in stack.log_groups:
+        assert groups[group.name]["retentionInDays"] == group.retention_days
+    kms = session.client("kms")
+    key = kms.describe_key(KeyId=stack.keys[0].alias)["KeyMetadata"]
+    topic_arn = first["outputs"]["topics"]["order-events"]["arn"]
+    topic = session.client("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+    assert topic["KmsMasterKeyId"] == key["Arn"]
     # Each function runs as its own role, with the derived policy.
     iam = session.client("iam")
     for function in stack.functions:
@@ -92,6 +128,12 @@ def test_deploy_is_complete_repeatable_and_destroy_leaves_nothing(
 
     second = run(capsys, "deploy", *args)
     assert second["mapping_changes"] == {} and second["async_changes"] == {}
+    # moto replaces the stage at each deployment (AWS keeps its settings), so
+    # the second deploy sets them again; once set, nothing more is changed.
+    assert_api_stage_as_declared(session, stack)
+    clients = Clients()
+    target = deploy.account(clients)
+    assert deploy.apply_api_stage(clients, stack, project, target) == []
 
     run(capsys, "destroy", *args)
     assert lambda_.list_functions()["Functions"] == []
@@ -101,5 +143,8 @@ def test_deploy_is_complete_repeatable_and_destroy_leaves_nothing(
     assert session.client("s3").list_buckets()["Buckets"] == []
     assert session.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
     assert session.client("sns").list_topics()["Topics"] == []
+    assert logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/eventflow")["logGroups"] == []
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert kms.list_aliases(KeyId=key["KeyId"])["Aliases"] == []
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"]]
     assert not [r for r in roles if r.startswith(f"eventflow-{stage}")]

@@ -46,7 +46,7 @@ def test_send_notifications_may_send_only_as_the_sender_and_only_update_claims()
     granted = {
         (action, resource)
         for statement in policy["Statement"]
-        if not statement["Sid"].startswith(("Logs", "Consume"))
+        if not statement["Sid"].startswith(("Logs", "Consume", "Tracing"))
         for action in statement["Action"]
         for resource in statement["Resource"]
     }

@@ -26,12 +26,15 @@ from localcloud.cloud import LocalCloud
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STARTUP_LIMIT = 60.0
+# environ=os.environ, as the CLI builds its factory: the stage's variables
+# (EVENTFLOW_STAGE among them) must reach the process before app.py is imported.
 SERVE_ON_PORT_0 = """
-import sys
+import os, sys
 from chalice.cli import create_local_server
 from chalice.cli.factory import CLIFactory
 
-server = create_local_server(CLIFactory(sys.argv[1]), "127.0.0.1", 0, "local")
+factory = CLIFactory(sys.argv[1], environ=os.environ)
+server = create_local_server(factory, "127.0.0.1", 0, "local")
 print("port", server.server.server_address[1], flush=True)
 server.serve_forever()
 """

@@ -337,6 +337,41 @@ def test_concurrency_is_bounded_by_maximum_concurrency(cloud: Cloud):
     assert 1 <= peak[0] <= 2
 
 
+def test_the_declared_maximum_concurrency_bounds_concurrent_invocations(cloud: Cloud):
+    """AWS: a mapping's ScalingConfig.MaximumConcurrency caps its concurrent batches.
+
+    The bound comes from the declaration, as deployed (the decorator sets
+    none here). Each invocation holds its slot until released, so a runtime
+    that ran more at once would show it in the count of those holding one.
+    """
+    queue = Queue(key="jobs", name="jobs", visibility_timeout=30)
+    source = EventSourceSettings(function="consume", source_key="jobs", maximum_concurrency=2)
+    stack, outputs = cloud.provision(queues=(queue,), event_sources=(source,))
+    cloud.send(outputs.queues["jobs"]["url"], [f"m{i}" for i in range(6)])
+    app, lock, release = Chalice("t"), threading.Lock(), threading.Event()
+    active, peak, done = [0], [0], [0]
+
+    @app.on_sqs_message(queue="jobs", batch_size=1)
+    def consume(event):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        release.wait(20)
+        with lock:
+            active[0] -= 1
+            done[0] += 1
+
+    runtime = cloud.run(app, stack, outputs)
+    try:
+        assert wait_for(lambda: active[0] == 2, timeout=20)
+        # The runtime's default (4) would start a third while two are held.
+        assert not wait_for(lambda: active[0] > 2, timeout=2)
+    finally:
+        release.set()
+    assert runtime.wait_until_idle(20)
+    assert done[0] == 6 and peak[0] == 2
+
+
 def test_event_context_and_environment_are_lambda_shaped(cloud: Cloud):
     """AWS: an SQS batch event carries each record's messageId, receiptHandle,
     body, attributes, messageAttributes, md5OfBody, eventSource, eventSourceARN

@@ -25,6 +25,10 @@ context variable, which s3transfer's workers inherit, and process-wide, for
 any other thread (a call from it is attributed to the last one started).
 Tests that drive ``chalicelib`` directly can say whom they stand for with
 ``recorder.acting_as("write_readings")``. Unattributed calls are not checked.
+
+Conditions: a call on a table that some grant restricts by key prefix
+(``dynamodb:LeadingKeys``) is recorded with the partition keys it names, one
+call per item of a transaction, and checked against the condition.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from urllib.parse import urlparse
 
 import botocore.session
 import pytest
+
+from infra.iam import LEADING_KEYS
 
 PROJECT = Path(__file__).resolve().parents[2]
 APP_FILE = str(PROJECT / "app.py")
@@ -117,6 +123,11 @@ class Call:
     action: str
     resource: str
     region: str
+    # The partition keys the request names, where a grant conditions on them.
+    leading_keys: tuple[str, ...] | None = None
+
+    def context(self) -> dict[str, list[str]]:
+        return {} if self.leading_keys is None else {LEADING_KEYS: list(self.leading_keys)}
 
 
 @dataclass
@@ -169,8 +180,11 @@ class Recorder:
             return
         stage = os.environ.get("EVENTFLOW_STAGE", "local")
         service = model.service_model.signing_name or model.service_model.service_name
-        for action, resource in iam_requests(service, model.name, params, region):
-            call = Call(stage, function, action, resource, region)
+        keyed = conditioned_tables(stage)
+        for action, resource, leading in authorized_requests(
+            service, model.name, params, region, keyed
+        ):
+            call = Call(stage, function, action, resource, region, leading)
             self.calls.add(call)
             for captured in self.captures:
                 captured.add(call)
@@ -224,15 +238,22 @@ class Recorder:
 
         problems: list[str] = []
         stacks: dict[tuple[str, str], Any] = {}
+        documents: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for call in sorted(self.calls, key=lambda c: (c.stage, c.function, c.action)):
             key = (call.stage, call.function)
             if key not in stacks:
                 stacks[key] = _stack_declaring(call.stage, call.function)
-            template = iam.policy(stacks[key], call.function)
             account = _account_of(call.resource) or DEFAULT_ACCOUNT
-            document = iam.fill(template, Account(account_id=account, region=call.region))
-            if not iam.allows(document, call.action, call.resource):
+            filled = (*key, account, call.region)
+            if filled not in documents:
+                template = iam.policy(stacks[key], call.function)
+                documents[filled] = iam.fill(
+                    template, Account(account_id=account, region=call.region)
+                )
+            if not iam.allows(documents[filled], call.action, call.resource, call.context()):
                 problem = f"{call.function} calls {call.action} on {call.resource}"
+                if call.leading_keys:
+                    problem += f" with key {', '.join(call.leading_keys)}"
                 if problem not in problems:
                     problems.append(problem)
         for stack in {id(s): s for s in stacks.values()}.values():
@@ -342,6 +363,96 @@ def _queue_arn(region: str, url_or_name: str) -> str:
     return f"arn:aws:sqs:{region}:{DEFAULT_ACCOUNT}:{url_or_name}"
 
 
+@functools.cache
+def conditioned_tables(stage: str) -> dict[str, str]:
+    """Tables some grant of the stage restricts by key prefix: name -> partition key."""
+    from infra import iam
+    from infra.declaration import declare
+    from infra.stageconfig import StageConfig, UnknownStageError
+
+    try:
+        stack = declare(StageConfig.load(stage))
+    except UnknownStageError:
+        return {}
+    keys = {
+        grant.table_key
+        for grants in iam.ACCESS.values()
+        for grant in grants
+        if isinstance(grant, iam.TableAccess) and grant.key_prefixes
+    }
+    return {stack.table(k).name: stack.table(k).partition_key.name for k in keys}
+
+
+def _partition_values(items: list[dict[str, Any]], attribute: str) -> tuple[str, ...]:
+    values = {str(next(iter(item[attribute].values()))) for item in items if attribute in item}
+    return tuple(sorted(values))
+
+
+def _dynamodb_requests(
+    operation: str, params: dict[str, Any], region: str, keyed: dict[str, str]
+) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    def leading(table: str, items: list[dict[str, Any]]) -> tuple[str, ...] | None:
+        return _partition_values(items, keyed[table]) if table in keyed else None
+
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        requests = []
+        for entry in params.get("TransactItems", []):
+            for kind, body in entry.items():
+                table = body["TableName"]
+                item = body.get("Key") or body.get("Item") or {}
+                requests.append(
+                    (
+                        f"dynamodb:{TRANSACT_ACTIONS[kind]}",
+                        _table_arn(region, table),
+                        leading(table, [item]),
+                    )
+                )
+        return requests
+    if operation in ("BatchWriteItem", "BatchGetItem"):
+        requests = []
+        for table, body in params.get("RequestItems", {}).items():
+            if operation == "BatchGetItem":
+                items = body.get("Keys", [])
+            else:
+                items = [
+                    (w.get("PutRequest") or {}).get("Item")
+                    or (w.get("DeleteRequest") or {}).get("Key")
+                    or {}
+                    for w in body
+                ]
+            requests.append(
+                (f"dynamodb:{operation}", _table_arn(region, table), leading(table, items))
+            )
+        return requests
+    table = params.get("TableName", "*")
+    arn = _table_arn(region, table)
+    if params.get("IndexName"):
+        arn += f"/index/{params['IndexName']}"
+    item = params.get("Key") or params.get("Item")
+    keys = leading(table, [item]) if item is not None else None
+    return [(f"dynamodb:{operation}", arn, keys)]
+
+
+def authorized_requests(
+    service: str,
+    operation: str,
+    params: dict[str, Any],
+    region: str,
+    keyed: dict[str, str] | None = None,
+) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(IAM action, resource ARN, leading keys) for one API call.
+
+    Leading keys are read only for the tables in ``keyed`` (name -> partition
+    key attribute), and None elsewhere.
+    """
+    if service == "dynamodb":
+        return _dynamodb_requests(operation, params, region, keyed or {})
+    return [
+        (action, resource, None)
+        for action, resource in iam_requests(service, operation, params, region)
+    ]
+
+
 def iam_requests(
     service: str, operation: str, params: dict[str, Any], region: str
 ) -> list[tuple[str, str]]:
@@ -349,26 +460,7 @@ def iam_requests(
     if (service, operation) in UNAUTHORIZED_CALLS:
         return []
     if service == "dynamodb":
-        if operation == "TransactWriteItems" or operation == "TransactGetItems":
-            pairs = []
-            for item in params.get("TransactItems", []):
-                for kind, body in item.items():
-                    pairs.append(
-                        (
-                            f"dynamodb:{TRANSACT_ACTIONS[kind]}",
-                            _table_arn(region, body["TableName"]),
-                        )
-                    )
-            return pairs
-        if operation in ("BatchWriteItem", "BatchGetItem"):
-            return [
-                (f"dynamodb:{operation}", _table_arn(region, table))
-                for table in params.get("RequestItems", {})
-            ]
-        arn = _table_arn(region, params.get("TableName", "*"))
-        if params.get("IndexName"):
-            arn += f"/index/{params['IndexName']}"
-        return [(f"dynamodb:{operation}", arn)]
+        return [(a, r) for a, r, _ in _dynamodb_requests(operation, params, region, {})]
     action = ACTION_ALIASES.get((service, operation), operation)
     if service == "sqs":
         target = params.get("QueueUrl") or params.get("QueueName") or "*"
