@@ -40,11 +40,6 @@ writer = lazy("chalicelib.readings.writer")
 LEASE_MARGIN = timedelta(seconds=30)
 
 
-def lease_seconds(context: Any) -> float:
-    """How long a parse started now may run (:func:`chalicelib.leases.invocation_lease`)."""
-    return leases.invocation_lease(context, LEASE_MARGIN).total_seconds()
-
-
 def delivery(record: SQSRecord) -> Delivery:
     raw = record.raw_event
     count_text = (raw.get("attributes") or {}).get("ApproximateReceiveCount") or "1"
@@ -89,7 +84,8 @@ def _ingest_all(refs: list[ObjectRef], services, owner: str, lease: float) -> No
 def ingest_from_queue(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     def ingest_message(record: SQSRecord) -> None:
         refs = s3events.refs_from_sqs_body(record.body)
-        _ingest_all(refs, services, record.message_id, lease_seconds(context))
+        lease = leases.invocation_lease(context, LEASE_MARGIN)
+        _ingest_all(refs, services, record.message_id, lease.total_seconds())
 
     # _ingest_all logs and notes each failed object itself.
     return batch.consume("ingest_from_queue", event, context, services, ingest_message)
@@ -100,4 +96,5 @@ def ingest_from_s3(event: dict[str, Any], context: Any, services) -> None:
     owner = getattr(context, "aws_request_id", None) or f"s3-{uuid.uuid4().hex}"
     with invocation("ingest_from_s3", services.settings.stage):
         refs = s3events.refs_from_records(event.get("Records", []))
-        _ingest_all(refs, services, owner, lease_seconds(context))
+        lease = leases.invocation_lease(context, LEASE_MARGIN)
+        _ingest_all(refs, services, owner, lease.total_seconds())
