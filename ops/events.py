@@ -31,7 +31,7 @@ from chalicelib.orders import events as order_events
 from chalicelib.orders import handlers
 from chalicelib.orders.store import ORDER_PK
 from chalicelib.services import Services
-from localcloud.runtime.streams import lambda_record
+from chalicelib.streamrecords import lambda_record
 from ops.redrive import SQS_BATCH, peek, queue_url
 from ops.target import Target
 

@@ -26,8 +26,8 @@ from chalicelib.orders import events as order_events
 from chalicelib.orders.model import ORDER_ID
 from chalicelib.orders.states import Status
 from chalicelib.services import Services
+from chalicelib.streamrecords import lambda_record
 from localcloud.console import metrics, pipeline
-from localcloud.runtime.streams import lambda_record
 from ops import events, mail, status
 from ops.dlq import DEFAULT_PEEK, DEFAULT_REDRIVE
 from ops.failures import replay_failures
