@@ -28,7 +28,7 @@ from chalicelib.orders.states import Status
 from chalicelib.services import Services
 from chalicelib.streamrecords import lambda_record
 from localcloud.console import metrics, pipeline
-from ops import events, mail, status
+from ops import events, mail
 from ops.dlq import DEFAULT_PEEK, DEFAULT_REDRIVE
 from ops.failures import replay_failures
 from ops.redrive import (
@@ -39,6 +39,7 @@ from ops.redrive import (
     resolve_failure_queue,
     resolve_queue,
 )
+from ops.snapshot import snapshot, stock_snapshot
 from ops.target import Target
 from ops.upload import Upload
 
@@ -117,7 +118,7 @@ class Backend:
 
     def state(self) -> dict[str, Any]:
         target = self.target
-        snap = status.snapshot(target.clients, target.stack, target.outputs, jobs_limit=10)
+        snap = snapshot(target.clients, target.stack, target.outputs, jobs_limit=10)
         dlq_keys = {q.key: q.dlq_key for q in target.stack.queues}
         for row in snap["queues"]:
             row["dlq_key"] = dlq_keys.get(row["key"], row["key"])
@@ -159,7 +160,7 @@ class Backend:
         }
 
     def products(self) -> dict[str, Any]:
-        return status.stock_snapshot(
+        return stock_snapshot(
             self.target.clients.dynamodb, self.target.stack, exact=True, limit=100
         )
 

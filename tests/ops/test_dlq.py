@@ -21,7 +21,7 @@ from chalicelib.readings.chunks import encode_chunk, encode_row
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main
 from ops.redrive import RUN_ATTRIBUTE, peek, redrive
-from ops.status import queue_counts
+from ops.snapshot import queue_counts
 
 ROW = ["1717200000.125", "lab-01", "wired", "gateway-a", "0.82", "probe-eu-1", "21.4"]
 TRACE = {"trace": {"DataType": "String", "StringValue": "abc-123"}}
