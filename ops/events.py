@@ -32,7 +32,8 @@ from chalicelib.orders import handlers
 from chalicelib.orders.store import ORDER_PK
 from chalicelib.services import Services
 from chalicelib.streamrecords import lambda_record
-from ops.redrive import SQS_BATCH, peek, queue_url
+from ops.peek import peek
+from ops.queues import SQS_BATCH, queue_url
 from ops.target import Target
 
 FAILED_QUEUE_KEY = "order-events-failed"

@@ -22,7 +22,7 @@ from typing import Any
 
 from chalicelib.readings import ingest
 from ops.decode import failure_record, failure_refs
-from ops.redrive import SQS_BATCH, release
+from ops.queues import SQS_BATCH, release
 
 # Long enough to ingest the objects of one record in the operator's shell.
 REPLAY_VISIBILITY_SECONDS = ingest.MAX_LEASE_SECONDS

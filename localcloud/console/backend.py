@@ -31,14 +31,9 @@ from localcloud.console import metrics, pipeline
 from ops import events, mail
 from ops.dlq import DEFAULT_PEEK, DEFAULT_REDRIVE
 from ops.failures import replay_failures
-from ops.redrive import (
-    UnknownQueueError,
-    peek,
-    queue_url,
-    redrive,
-    resolve_failure_queue,
-    resolve_queue,
-)
+from ops.peek import peek
+from ops.queues import UnknownQueueError, queue_url, resolve_failure_queue, resolve_queue
+from ops.redrive import redrive
 from ops.snapshot import snapshot, stock_snapshot
 from ops.target import Target
 from ops.upload import Upload
