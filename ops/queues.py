@@ -6,10 +6,13 @@ declared names, so the same command finds the local cloud's queues and a
 real account's. :func:`receive` and :func:`release` are the two halves of
 looking at messages without consuming them: receive hides them for a
 visibility timeout, release makes them visible again at once.
+:func:`work_through` is the loop of the commands that replay a queue's
+records: receive, handle each, delete it or hold it, release what was held.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from infra.declaration import FailureQueue, Queue, Stack
@@ -97,3 +100,42 @@ def release(sqs: Any, url: str, handles: list[str]) -> list[str]:
         )
         refused.extend(part[int(f["Id"])] for f in response.get("Failed", []))
     return refused
+
+
+def work_through(
+    sqs: Any,
+    url: str,
+    max_messages: int,
+    handle: Callable[[dict[str, Any]], bool],
+    *,
+    visibility_timeout: int,
+    wait_seconds: int | None = None,
+) -> None:
+    """Hand up to ``max_messages`` messages of a queue to ``handle``, one at a time.
+
+    A message for which ``handle`` returns True is deleted at once, so a run
+    that dies later keeps what it finished. One for which it returns False is
+    held: it stays hidden for the rest of the run, so the loop does not
+    receive it again, and is made visible again when the run ends, even on an
+    error or Ctrl-C, so that the alarm, the next look and the next run see it
+    without waiting out ``visibility_timeout``. That timeout only has to
+    outlast one ``handle`` call, and bounds how long a crashed run hides a
+    message.
+    """
+    held: list[str] = []
+    handled = 0
+    try:
+        while handled < max_messages:
+            batch = receive(
+                sqs, url, min(SQS_BATCH, max_messages - handled), visibility_timeout, wait_seconds
+            )
+            if not batch:
+                break
+            for message in batch:
+                handled += 1
+                if handle(message):
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                else:
+                    held.append(message["ReceiptHandle"])
+    finally:
+        release(sqs, url, held)
