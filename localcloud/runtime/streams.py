@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import logging
@@ -40,6 +39,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.streamrecords import lambda_record
 from localcloud.runtime.context import ACCOUNT_ID
 from localcloud.runtime.filters import RecordFilter
 from localcloud.runtime.invoke import ABORTED, Invoker, Stats
@@ -101,26 +101,6 @@ class StreamSource:
 def _bound(value: int | None) -> int | None:
     """-1 (AWS's default) and None both mean unbounded."""
     return None if value is None or value < 0 else value
-
-
-def _plain(value: Any) -> Any:
-    """boto3 gives bytes and datetimes where Lambda's JSON has base64 and epoch seconds."""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp())
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def lambda_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A DynamoDB Streams record as Lambda puts it into ``event["Records"]``."""
-    record = _plain(raw)
-    record["eventSourceARN"] = stream_arn  # GetRecords omits it; Lambda adds it
-    return record
 
 
 def _sequence(record: dict[str, Any]) -> str:
