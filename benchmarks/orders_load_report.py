@@ -7,7 +7,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from benchmarks.report import _save, _table
+from benchmarks import markdown as md
+from benchmarks.plots import save
 
 PERCENTILES = ("p50", "p95", "p99")
 
@@ -41,7 +42,7 @@ def plot(load: dict[str, Any], out_dir: Path) -> str:
     latency.set_ylim(bottom=0)
     latency.set_title("Request latency, as the clients saw it")
     latency.legend(fontsize=7, ncol=2)
-    return _save(fig, out_dir, "orders_load")
+    return save(fig, out_dir, "orders_load")
 
 
 def headline_rows(load: dict[str, Any] | None) -> list[list[str]]:
@@ -110,7 +111,7 @@ def section(load: dict[str, Any] | None, out_dir: Path) -> list[str]:
         "near a core of its own while the load is above the cores means the level waited "
         "for the machine's other work.",
         "",
-        _table(
+        md.table(
             [
                 "clients",
                 "orders",
@@ -131,7 +132,7 @@ def section(load: dict[str, Any] | None, out_dir: Path) -> list[str]:
         f"Calls per order over all levels ({load['orders']} orders): "
         f"{load['total_calls_per_order']}, by function:",
         "",
-        _table(["function", "calls per order"], by_function),
+        md.table(["function", "calls per order"], by_function),
         "",
         "Pollers, per order: "
         + ", ".join(f"{op} {n:g}" for op, n in load["poller_calls_per_order"].items())

@@ -16,7 +16,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from ops.status import plain_line, render, snapshot
+from ops.snapshot import snapshot
+from ops.status import plain_line, render
 
 REFRESH_SECONDS = 1.0
 PLAIN_EVERY_SECONDS = 10.0

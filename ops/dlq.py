@@ -8,7 +8,7 @@ Lambda puts the asynchronous invocations it gave up on): ``peek`` shows its
 records, and ``replay`` ingests again the objects they name (there is no
 source queue to redrive to). URLs come from ``GetQueueUrl`` on the declared
 names, so the same command finds the local cloud's queues and a real
-account's. The logic is in :mod:`ops.redrive` and :mod:`ops.failures`; this
+account's. The logic is in :mod:`ops.peek`, :mod:`ops.redrive` and :mod:`ops.failures`; this
 module only parses arguments and prints.
 """
 
@@ -23,17 +23,9 @@ from rich.table import Table
 from chalicelib.orders.handlers import REJECTION_ATTRIBUTES
 from chalicelib.services import Services
 from ops.failures import FailureReplayResult, replay_failures
-from ops.redrive import (
-    PeekedMessage,
-    RedriveResult,
-    UnknownQueueError,
-    abbreviate,
-    peek,
-    queue_url,
-    redrive,
-    resolve_failure_queue,
-    resolve_queue,
-)
+from ops.peek import PeekedMessage, abbreviate, peek
+from ops.queues import UnknownQueueError, queue_url, resolve_failure_queue, resolve_queue
+from ops.redrive import RedriveResult, redrive
 from ops.target import Target
 
 DEFAULT_PEEK = 10

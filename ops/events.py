@@ -9,8 +9,9 @@ sequence number, stream ARN; not the records) to the on-failure queue
 * ``events replay`` re-reads each described range from the stream, runs the
   same code as the handler (:func:`chalicelib.orders.handlers.publish_order_events`)
   on it, and deletes the description only when every record's event went
-  out. Repeating it is safe: events keep their ids, and consumers
-  deduplicate on them;
+  out; a description it keeps is visible again as soon as it ends.
+  Repeating it is safe: events keep their ids, and consumers deduplicate on
+  them;
 * ``events republish ORDER_ID`` rebuilds the event of an order's latest
   change from the table (orders record their ``previous_status``) for when
   the stream no longer has the records: DynamoDB keeps them 24 hours.
@@ -31,12 +32,14 @@ from chalicelib.orders import events as order_events
 from chalicelib.orders import handlers
 from chalicelib.orders.store import ORDER_PK
 from chalicelib.services import Services
-from localcloud.runtime.streams import lambda_record
-from ops.redrive import SQS_BATCH, peek, queue_url
+from chalicelib.streamrecords import lambda_record
+from ops.peek import peek
+from ops.queues import queue_url, work_through
 from ops.target import Target
 
 FAILED_QUEUE_KEY = "order-events-failed"
-# Long enough for one described range to be re-read and published.
+# Long enough for one described range to be re-read and published; a kept
+# description is released when the command ends, not after this.
 REPLAY_VISIBILITY_SECONDS = 120
 
 
@@ -93,43 +96,39 @@ def replay(target: Target, max_messages: int) -> EventReplayResult:
     streams = target.clients("dynamodbstreams")
     url = queue_url(sqs, target.stack.failure_queue(FAILED_QUEUE_KEY).name)
     result = EventReplayResult()
-    while len(result.replayed) + len(result.kept) < max_messages:
-        messages = sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=min(SQS_BATCH, max_messages),
-            VisibilityTimeout=REPLAY_VISIBILITY_SECONDS,
-            WaitTimeSeconds=1,
-        ).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            entry = {"message_id": message["MessageId"]}
-            try:
-                info = batch_info(message["Body"])
-                records = described_records(streams, info)
-            except (ValueError, KeyError) as error:
-                result.kept.append({**entry, "reason": f"unreadable description: {error}"})
-                continue
-            except streams.exceptions.TrimmedDataAccessException:
-                result.kept.append(
-                    {
-                        **entry,
-                        "reason": "the stream no longer holds these records; use "
-                        "`events republish ORDER_ID` for the orders they changed",
-                    }
-                )
-                continue
-            if not records:
-                result.kept.append({**entry, "reason": "no stream records in the described range"})
-                continue
-            response = handlers.publish_order_events({"Records": records}, None, services)
-            if response["batchItemFailures"]:
-                first = response["batchItemFailures"][0]["itemIdentifier"]
-                result.kept.append({**entry, "reason": f"publishing failed again from {first}"})
-                continue
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            result.replayed.append({**entry, "records": len(records)})
+
+    def handle(message: dict[str, Any]) -> bool:
+        outcome = _replay_one(message, streams, services)
+        done = outcome.pop("done")
+        (result.replayed if done else result.kept).append(outcome)
+        return done
+
+    work_through(sqs, url, max_messages, handle, visibility_timeout=REPLAY_VISIBILITY_SECONDS)
     return result
+
+
+def _replay_one(message: dict[str, Any], streams: Any, services: Services) -> dict[str, Any]:
+    """Publish the events of one description's records; ``done`` says whether all went out."""
+    entry = {"message_id": message["MessageId"]}
+    try:
+        info = batch_info(message["Body"])
+        records = described_records(streams, info)
+    except (ValueError, KeyError) as error:
+        return {**entry, "done": False, "reason": f"unreadable description: {error}"}
+    except streams.exceptions.TrimmedDataAccessException:
+        return {
+            **entry,
+            "done": False,
+            "reason": "the stream no longer holds these records; use "
+            "`events republish ORDER_ID` for the orders they changed",
+        }
+    if not records:
+        return {**entry, "done": False, "reason": "no stream records in the described range"}
+    response = handlers.publish_order_events({"Records": records}, None, services)
+    if response["batchItemFailures"]:
+        first = response["batchItemFailures"][0]["itemIdentifier"]
+        return {**entry, "done": False, "reason": f"publishing failed again from {first}"}
+    return {**entry, "done": True, "records": len(records)}
 
 
 def republish(target: Target, order_id: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from chalicelib.readings import ingest
 from ops.decode import failure_record, failure_refs
-from ops.redrive import SQS_BATCH, release
+from ops.queues import work_through
 
 # Long enough to ingest the objects of one record in the operator's shell.
 REPLAY_VISIBILITY_SECONDS = ingest.MAX_LEASE_SECONDS
@@ -51,28 +51,23 @@ class FailureReplayResult:
 def replay_failures(sqs: Any, url: str, services: Any, max_records: int) -> FailureReplayResult:
     """Replay up to ``max_records`` records from an on-failure queue."""
     result = FailureReplayResult()
-    held: list[str] = []
-    try:
-        while len(result.replayed) + len(result.failed) < max_records:
-            want = min(SQS_BATCH, max_records - len(result.replayed) - len(result.failed))
-            messages = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=want,
-                VisibilityTimeout=REPLAY_VISIBILITY_SECONDS,
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                record = _replay_one(message, services)
-                if record.error is None:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                    result.replayed.append(record)
-                else:
-                    held.append(message["ReceiptHandle"])
-                    result.failed.append(record)
-    finally:
-        release(sqs, url, held)
+
+    def handle(message: dict[str, Any]) -> bool:
+        record = _replay_one(message, services)
+        if record.error is None:
+            result.replayed.append(record)
+            return True
+        result.failed.append(record)
+        return False
+
+    work_through(
+        sqs,
+        url,
+        max_records,
+        handle,
+        visibility_timeout=REPLAY_VISIBILITY_SECONDS,
+        wait_seconds=0,
+    )
     return result
 
 

@@ -1,27 +1,22 @@
-"""Looking into a dead-letter queue and moving its messages back: the logic behind ``ops dlq``.
+"""``dlq redrive``'s logic: move a dead-letter queue's messages back to their source queue.
 
 Everything here takes a boto3 SQS client and queue URLs, so it runs unchanged
 against the local cloud, a real account, or moto in the tests; the argparse
-glue lives in :mod:`ops.dlq`.
+glue lives in :mod:`ops.dlq`, resolving a QUEUE argument in :mod:`ops.queues`
+and looking without consuming in :mod:`ops.peek`.
 
 Why receive, send and delete rather than ``StartMessageMoveTask``: the local
 cloud (moto) does not implement the move task, and the operator's tool must
 behave the same in both places. Doing it by hand also lets the redrive report,
 message by message, what moved and what did not.
 
-The two operations keep one promise each:
-
-* :func:`peek` consumes nothing. It hides the messages it reads for a short
-  visibility timeout (so that later receives in the same peek return new
-  messages rather than the same ones again) and makes every one of them
-  visible again before it returns, even when it fails half-way.
-* :func:`redrive` never loses a message. A DLQ message is deleted only after
-  SQS has confirmed that its copy reached the source queue; a message whose
-  send failed stays in the DLQ (made visible again at the end of the run) and
-  is reported. The reverse failure, sent but not deleted, leaves a duplicate
-  that a later redrive moves again; eventflow's consumers are idempotent
-  (deterministic ingest job ids, chunk markers, idempotent puts), so a
-  duplicate costs a no-op, never a double count.
+:func:`redrive` never loses a message. A DLQ message is deleted only after
+SQS has confirmed that its copy reached the source queue; a message whose
+send failed stays in the DLQ (made visible again at the end of the run) and
+is reported. The reverse failure, sent but not deleted, leaves a duplicate
+that a later redrive moves again; eventflow's consumers are idempotent
+(deterministic ingest job ids, chunk markers, idempotent puts), so a
+duplicate costs a no-op, never a double count.
 """
 
 from __future__ import annotations
@@ -33,195 +28,20 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.config import REDRIVE_ATTRIBUTE
-from infra.declaration import FailureQueue, MessageKind, Queue, Stack
-from ops.decode import rejection, summarize
+from ops.queues import SQS_BATCH, depth, receive, release
 
-SQS_BATCH = 10
 # The message attribute that names the redrive run which moved a message back.
 RUN_ATTRIBUTE = "eventflow-redrive-run"
 # SQS allows at most this many message attributes.
 MAX_MESSAGE_ATTRIBUTES = 10
-# Long enough to finish one peek or one batch's send-and-delete, short enough
-# that a crashed operator's session leaves messages hidden only briefly.
-PEEK_VISIBILITY_SECONDS = 30
+# Long enough to finish one batch's send-and-delete, short enough that a
+# crashed operator's session leaves messages hidden only briefly.
 REDRIVE_VISIBILITY_SECONDS = 60
-# Short polling samples a subset of SQS's servers, so one empty answer does not
-# prove a queue empty; a 1 s long poll asks all of them.
-WAIT_SECONDS = 1
 MAX_EMPTY_RECEIVES = 2
 # SendMessageBatch caps the whole request's payload. 256 KiB is the historical
 # limit (and still the default queue maximum); a message larger than that is
 # sent in a batch of its own.
 MAX_BATCH_BYTES = 256 * 1024
-BODY_PREVIEW_CHARS = 300
-
-
-class UnknownQueueError(KeyError):
-    """The QUEUE argument names no queue (or DLQ) of the stage's declaration."""
-
-    def __str__(self) -> str:  # KeyError would print the message in quotes.
-        return str(self.args[0])
-
-
-def resolve_queue(stack: Stack, name: str) -> Queue:
-    """The declared queue that ``name`` designates.
-
-    Accepts the declaration key (``ingest``), the physical name
-    (``eventflow-dev-ingest``), and the same two for its DLQ (``ingest-dlq``,
-    ``eventflow-dev-ingest-dlq``), because an alarm names the DLQ and the
-    operator will paste what the alarm says.
-
-    Raises
-    ------
-    UnknownQueueError
-        When no declared queue matches; the message lists the valid keys.
-    """
-    for queue in stack.queues:
-        if name in (queue.key, queue.name, queue.dlq_key, queue.dlq_name):
-            return queue
-    known = ", ".join([q.key for q in stack.queues] + [q.key for q in stack.failure_queues])
-    raise UnknownQueueError(f"no queue {name!r} in stage {stack.stage} (known: {known})")
-
-
-def resolve_failure_queue(stack: Stack, name: str) -> FailureQueue | None:
-    """The declared on-failure queue that ``name`` designates (key or name), if any."""
-    for queue in stack.failure_queues:
-        if name in (queue.key, queue.name):
-            return queue
-    return None
-
-
-def queue_url(sqs: Any, name: str) -> str:
-    return sqs.get_queue_url(QueueName=name)["QueueUrl"]
-
-
-# -- peek --------------------------------------------------------------------------
-
-
-@dataclass
-class PeekedMessage:
-    """One DLQ message as the operator sees it."""
-
-    message_id: str
-    # Why the consumer gave up on it, when it said so (the intake handler does).
-    rejected: dict[str, str] | None
-    body: str
-    body_bytes: int
-    receive_count: int
-    sent_at_ms: int | None
-    attributes: dict[str, str]
-    message_attributes: dict[str, Any]
-    # The body decoded as what the queue carries (ops.decode), or why it is not.
-    summary: dict[str, Any]
-
-    def to_dict(self, full_body: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        if not full_body:
-            data["body"] = abbreviate(self.body)
-        return data
-
-
-def abbreviate(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit} more characters)"
-
-
-def _to_peeked(message: dict[str, Any], carries: MessageKind | None) -> PeekedMessage:
-    attributes = message.get("Attributes", {})
-    message_attributes = message.get("MessageAttributes", {})
-    sent = attributes.get("SentTimestamp")
-    return PeekedMessage(
-        message_id=message["MessageId"],
-        rejected=rejection(message_attributes),
-        body=message["Body"],
-        body_bytes=len(message["Body"].encode()),
-        receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
-        sent_at_ms=int(sent) if sent else None,
-        attributes=attributes,
-        message_attributes=message_attributes,
-        summary=summarize(message["Body"], carries),
-    )
-
-
-def peek(
-    sqs: Any,
-    dlq_url: str,
-    max_messages: int = SQS_BATCH,
-    *,
-    carries: MessageKind | None = None,
-    visibility_timeout: int = PEEK_VISIBILITY_SECONDS,
-    wait_seconds: int | None = None,
-) -> list[PeekedMessage]:
-    """Read up to ``max_messages`` messages from a DLQ without consuming them.
-
-    Each body is decoded as ``carries``, what the queue carries (see
-    :func:`ops.decode.summarize`).
-
-    Each receive raises the messages' ``ApproximateReceiveCount`` by one; on
-    a DLQ, which has no redrive policy of its own, that changes nothing but
-    the number shown.
-
-    Returns
-    -------
-    list[PeekedMessage]
-        At most ``max_messages``, in the order SQS returned them.
-    """
-    seen: dict[str, PeekedMessage] = {}
-    handles: list[str] = []
-    try:
-        while len(seen) < max_messages:
-            batch = _receive(
-                sqs,
-                dlq_url,
-                min(SQS_BATCH, max_messages - len(seen)),
-                visibility_timeout,
-                wait_seconds,
-            )
-            if not batch:
-                break
-            for message in batch:
-                handles.append(message["ReceiptHandle"])
-                # A receive can repeat a message (at-least-once); show it once.
-                seen.setdefault(message["MessageId"], _to_peeked(message, carries))
-    finally:
-        # Put everything back even on Ctrl-C or an error: a peek must not
-        # hide messages from the alarm or the redrive for the timeout's length.
-        release(sqs, dlq_url, handles)
-    return list(seen.values())[:max_messages]
-
-
-def release(sqs: Any, url: str, handles: list[str]) -> list[str]:
-    """Make received messages visible again at once; returns the handles SQS refused."""
-    refused: list[str] = []
-    for start in range(0, len(handles), SQS_BATCH):
-        part = handles[start : start + SQS_BATCH]
-        response = sqs.change_message_visibility_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                for i, h in enumerate(part)
-            ],
-        )
-        refused.extend(part[int(f["Id"])] for f in response.get("Failed", []))
-    return refused
-
-
-def _receive(
-    sqs: Any, url: str, count: int, visibility_timeout: int, wait_seconds: int | None
-) -> list[dict[str, Any]]:
-    # None means the module default, read at call time so a test can shorten it.
-    wait_seconds = WAIT_SECONDS if wait_seconds is None else wait_seconds
-    return sqs.receive_message(
-        QueueUrl=url,
-        MaxNumberOfMessages=count,
-        VisibilityTimeout=visibility_timeout,
-        WaitTimeSeconds=wait_seconds,
-        # "All" includes the FIFO system attributes (MessageGroupId,
-        # MessageDeduplicationId) and AWSTraceHeader, which a redrive copies.
-        AttributeNames=["All"],
-        MessageAttributeNames=["All"],
-    ).get("Messages", [])
 
 
 # -- redrive -----------------------------------------------------------------------
@@ -401,7 +221,7 @@ def redrive(
     try:
         while result.moved + len(result.failed) < limit and result.aborted is None:
             want = min(SQS_BATCH, limit - result.moved - len(result.failed))
-            received = _receive(sqs, dlq_url, want, visibility_timeout, wait_seconds)
+            received = receive(sqs, dlq_url, want, visibility_timeout, wait_seconds)
             result.receives += 1
             messages = []
             for message in received:
@@ -430,13 +250,6 @@ def redrive(
     finally:
         release(sqs, dlq_url, held)
     return result
-
-
-def depth(sqs: Any, url: str) -> int:
-    """The messages a queue holds, visible or in flight (approximate on AWS)."""
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes.get(name, 0)) for name in names)
 
 
 def _moved_by(message: dict[str, Any]) -> str | None:

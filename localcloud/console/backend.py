@@ -26,19 +26,15 @@ from chalicelib.orders import events as order_events
 from chalicelib.orders.model import ORDER_ID
 from chalicelib.orders.states import Status
 from chalicelib.services import Services
+from chalicelib.streamrecords import lambda_record
 from localcloud.console import metrics, pipeline
-from localcloud.runtime.streams import lambda_record
-from ops import events, mail, status
+from ops import events, mail
 from ops.dlq import DEFAULT_PEEK, DEFAULT_REDRIVE
 from ops.failures import replay_failures
-from ops.redrive import (
-    UnknownQueueError,
-    peek,
-    queue_url,
-    redrive,
-    resolve_failure_queue,
-    resolve_queue,
-)
+from ops.peek import peek
+from ops.queues import UnknownQueueError, queue_url, resolve_failure_queue, resolve_queue
+from ops.redrive import redrive
+from ops.snapshot import snapshot, stock_snapshot
 from ops.target import Target
 from ops.upload import Upload
 
@@ -117,7 +113,7 @@ class Backend:
 
     def state(self) -> dict[str, Any]:
         target = self.target
-        snap = status.snapshot(target.clients, target.stack, target.outputs, jobs_limit=10)
+        snap = snapshot(target.clients, target.stack, target.outputs, jobs_limit=10)
         dlq_keys = {q.key: q.dlq_key for q in target.stack.queues}
         for row in snap["queues"]:
             row["dlq_key"] = dlq_keys.get(row["key"], row["key"])
@@ -159,7 +155,7 @@ class Backend:
         }
 
     def products(self) -> dict[str, Any]:
-        return status.stock_snapshot(
+        return stock_snapshot(
             self.target.clients.dynamodb, self.target.stack, exact=True, limit=100
         )
 

@@ -15,15 +15,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localcloud.runtime.invoke import Invoker, Stats
 from localcloud.runtime.poller import Poller
-
-if TYPE_CHECKING:
-    from localcloud.runtime.streams import StreamSource
+from localcloud.runtime.streamsource import StreamSource
 
 # One logger for the whole stream poller, whichever module logs, so operators
 # filter on one name.

@@ -30,17 +30,14 @@ sent to the on-failure queue is :mod:`localcloud.runtime.streamfailure`'s.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localcloud.runtime.context import ACCOUNT_ID
-from localcloud.runtime.filters import RecordFilter
+from chalicelib.streamrecords import lambda_record
 from localcloud.runtime.invoke import ABORTED
 from localcloud.runtime.responses import InvalidBatchResponse, failed_identifiers
 from localcloud.runtime.streamfailure import RECORD_AGE_EXCEEDED, RETRY_EXHAUSTED, failure_record
@@ -52,6 +49,7 @@ from localcloud.runtime.streamreader import (
     sequence_number,
     table_name,
 )
+from localcloud.runtime.streamsource import StreamSource
 
 # Imported from here by the runtime, the lag monitor and the tools.
 __all__ = [
@@ -64,68 +62,6 @@ __all__ = [
 ]
 
 GET_RECORDS_LIMIT = 1000
-
-
-@dataclass
-class StreamSource:
-    function: str
-    function_arn: str
-    stream_arn: str
-    batch_size: int = 100
-    starting_position: str = "LATEST"
-    window_seconds: float = 0
-    report_batch_item_failures: bool = False
-    bisect_batch_on_error: bool = False
-    maximum_retry_attempts: int | None = None
-    maximum_record_age_seconds: int | None = None
-    on_failure_url: str | None = None
-    record_filter: RecordFilter = field(default_factory=lambda: RecordFilter(()))
-
-    @classmethod
-    def from_config(cls, config: Any, settings: Any, wiring: Any) -> StreamSource:
-        on_failure = None
-        if settings.on_failure_queue_key:
-            on_failure = wiring.outputs.queues[settings.on_failure_queue_key]["url"]
-        full_name = wiring.full_name(config.name)
-        return cls(
-            function=config.name,
-            function_arn=f"arn:aws:lambda:{wiring.region}:{ACCOUNT_ID}:function:{full_name}",
-            stream_arn=config.stream_arn,
-            batch_size=config.batch_size,
-            starting_position=config.starting_position,
-            window_seconds=config.maximum_batching_window_in_seconds or 0,
-            report_batch_item_failures=settings.report_batch_item_failures,
-            bisect_batch_on_error=bool(settings.bisect_batch_on_error),
-            maximum_retry_attempts=_bound(settings.maximum_retry_attempts),
-            maximum_record_age_seconds=_bound(settings.maximum_record_age_seconds),
-            on_failure_url=on_failure,
-            record_filter=RecordFilter(settings.filter_patterns),
-        )
-
-
-def _bound(value: int | None) -> int | None:
-    """-1 (AWS's default) and None both mean unbounded."""
-    return None if value is None or value < 0 else value
-
-
-def _plain(value: Any) -> Any:
-    """boto3 gives bytes and datetimes where Lambda's JSON has base64 and epoch seconds."""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp())
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def lambda_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A DynamoDB Streams record as Lambda puts it into ``event["Records"]``."""
-    record = _plain(raw)
-    record["eventSourceARN"] = stream_arn  # GetRecords omits it; Lambda adds it
-    return record
 
 
 @dataclass(frozen=True)

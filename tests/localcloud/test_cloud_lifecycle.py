@@ -22,7 +22,7 @@ from rich.console import Console
 from localcloud.cloud import LocalCloud, PortInUseError
 from localcloud.demo import run_demo
 from localcloud.demo_orders import run_orders_demo
-from ops.status import app_metrics_snapshot
+from ops.snapshot import app_metrics_snapshot
 
 
 def port_is_free(port: int) -> bool:

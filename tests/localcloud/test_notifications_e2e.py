@@ -32,7 +32,7 @@ def fast_retries(monkeypatch):
     # so five receives (and the DLQ) take seconds.
     fast = RetryPolicy(base_seconds=1, cap_seconds=1)
     monkeypatch.setattr(Services, "sqs_retry", property(lambda self: fast))
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)
 
 
 @pytest.fixture

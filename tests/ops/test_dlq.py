@@ -20,8 +20,9 @@ from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.readings.chunks import encode_chunk, encode_row
 from infra.declaration import MAX_RECEIVE_COUNT
 from ops.__main__ import main
-from ops.redrive import RUN_ATTRIBUTE, peek, redrive
-from ops.status import queue_counts
+from ops.peek import peek
+from ops.redrive import RUN_ATTRIBUTE, redrive
+from ops.snapshot import queue_counts
 
 ROW = ["1717200000.125", "lab-01", "wired", "gateway-a", "0.82", "probe-eu-1", "21.4"]
 TRACE = {"trace": {"DataType": "String", "StringValue": "abc-123"}}
@@ -32,7 +33,7 @@ REDRIVEN = {REDRIVE_ATTRIBUTE: {"DataType": "String", "StringValue": "eventflow-
 @pytest.fixture(autouse=True)
 def short_polls(monkeypatch):
     # A 1 s long poll proves a real queue empty; moto needs no such proof.
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)
 
 
 def chunk_body(ingest_id: str = "a" * 32, seq: int = 0, rows: int = 3) -> str:

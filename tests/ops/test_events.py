@@ -82,6 +82,22 @@ def test_an_unreadable_description_is_kept_and_the_command_fails(target, shop):
     assert code == 1 and "unreadable description" in output
 
 
+def test_a_kept_description_is_visible_again_as_soon_as_the_replay_ends(target, shop):
+    # GIVEN a description the replay cannot use
+    failed_url = target.outputs.queues["order-events-failed"]["url"]
+    sqs = target.clients.sqs
+    sqs.send_message(QueueUrl=failed_url, MessageBody='{"something": "else"}')
+    # WHEN the replay keeps it
+    code, output = ops("events", "replay")
+    assert code == 1 and "kept" in output
+    # THEN the next look (the alarm, `events failed`, another replay) sees it at once,
+    # not after the replay's visibility timeout
+    again = sqs.receive_message(QueueUrl=failed_url, WaitTimeSeconds=0, VisibilityTimeout=0)
+    assert [m["Body"] for m in again.get("Messages", [])] == ['{"something": "else"}']
+    code, output = ops("events", "replay", "--json")
+    assert code == 1 and json.loads(output)["kept"][0]["reason"].startswith("unreadable")
+
+
 def test_republish_rebuilds_the_latest_event_from_the_table(target, shop):
     order, _ = service.place_order(OrderRequest.model_validate(order_body()), None, shop)
     service.change_status(order["order_id"], Status.CANCELLED, Actor.CLIENT, shop)

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from ops import mail
 from ops.__main__ import main
-from ops.status import mail_snapshot
+from ops.snapshot import mail_snapshot
 
 
 def run_cli(*argv: str) -> tuple[int, str]:

@@ -22,7 +22,8 @@ from localcloud.runtime import EventSourceRuntime
 from localcloud.runtime.streams import StreamPoller
 from ops import alarmstate, lag, reset
 from ops.__main__ import main
-from ops.status import render, snapshot
+from ops.snapshot import snapshot
+from ops.status import render
 from tests.localcloud.runtime_harness import wait_for
 
 FUNCTION = "publish_order_events"

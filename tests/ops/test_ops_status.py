@@ -9,14 +9,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from ops.__main__ import main
-from ops.status import (
-    analytics_snapshot,
-    function_names,
-    lambda_name,
-    plain_line,
-    render,
-    snapshot,
-)
+from ops.snapshot import analytics_snapshot, function_names, lambda_name, snapshot
+from ops.status import plain_line, render
 
 
 def _queue(snap, key):

@@ -24,7 +24,7 @@ CLEAN = (Path(__file__).resolve().parents[2] / "sample_data" / "readings_clean.c
 @pytest.fixture(autouse=True)
 def short_polls(monkeypatch):
     # A 1 s long poll proves a real queue empty; moto needs no such proof.
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)
 
 
 def run_cli(*argv: str) -> tuple[int, str]:

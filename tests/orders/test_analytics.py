@@ -488,7 +488,7 @@ class Denied:
 def test_an_event_dead_lettered_by_a_bug_is_counted_once_after_the_fix_and_redrive(
     services, outputs, monkeypatch
 ):
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)  # moto needs no long poll to prove empty
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)  # moto needs no long poll to prove empty
     sqs, queue = services.clients.sqs, outputs.queues["analytics"]["url"]
     event = order_event("PENDING", "CONFIRMED", total="19.99")
     sqs.send_message(QueueUrl=queue, MessageBody=event.body())

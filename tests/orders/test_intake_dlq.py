@@ -40,7 +40,7 @@ def queues(services, outputs):
 @pytest.fixture(autouse=True)
 def short_polls(monkeypatch):
     # A 1 s long poll proves a real queue empty; moto needs no such proof.
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)
 
 
 def receive(services, queue) -> list[dict]:

@@ -223,7 +223,7 @@ def deliver_inventory_as_lambda(services, outputs) -> list[dict]:
 def test_an_event_dead_lettered_by_a_bug_reserves_once_after_the_fix_and_redrive(
     services, flow, outputs, monkeypatch
 ):
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)  # moto needs no long poll to prove empty
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)  # moto needs no long poll to prove empty
     order = place(services, widget=4)
     flow.publish()
     client = services.clients.dynamodb

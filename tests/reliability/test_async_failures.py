@@ -26,7 +26,7 @@ from tests.reliability.world import assert_invariant, csv_file
 
 @pytest.fixture(autouse=True)
 def short_polls(monkeypatch):
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)
 
 
 def ops(*argv: str) -> tuple[int, str]:

@@ -25,7 +25,7 @@ POISON = "poison-lab"
 @pytest.fixture(autouse=True)
 def short_polls(monkeypatch):
     # The redrive proves a real queue empty with 1 s long polls; moto needs no proof.
-    monkeypatch.setattr("ops.redrive.WAIT_SECONDS", 0)
+    monkeypatch.setattr("ops.queues.WAIT_SECONDS", 0)
 
 
 def redrive(queue: str) -> str:
