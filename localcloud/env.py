@@ -26,6 +26,18 @@ _CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECU
 _CLEARED_PREFIXES = ("AWS_ENDPOINT_URL_",)
 
 
+def port_setting(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A port from the environment (0 picks a free one); anything else ends the command."""
+    value = environ.get(name, "")
+    try:
+        port = int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name}={value!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise SystemExit(f"{name}={value!r} is not a port number")
+    return port
+
+
 def aws_exports(endpoint_url: str) -> dict[str, str]:
     """What a shell needs so that the aws CLI and boto3 talk to the local cloud."""
     return {

@@ -27,19 +27,9 @@ from localcloud.console.cli import console_port
 from localcloud.console.server import ConsoleServer
 from localcloud.demo import run_demo
 from localcloud.demo_orders import run_orders_demo
+from localcloud.env import port_setting
 from localcloud.live import run_live
 from ops.target import Target
-
-
-def _port(environ: Mapping[str, str], name: str, default: int) -> int:
-    value = environ.get(name, "")
-    try:
-        port = int(value) if value else default
-    except ValueError:
-        raise SystemExit(f"{name}={value!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise SystemExit(f"{name}={value!r} is not a port number")
-    return port
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
@@ -82,8 +72,8 @@ def main(
     serve_api: bool = True,
 ) -> int:
     console = console or Console()
-    aws_port = _port(environ, "EVENTFLOW_AWS_PORT", LOCAL_AWS_PORT)
-    api_port = _port(environ, "EVENTFLOW_API_PORT", 8000)
+    aws_port = port_setting(environ, "EVENTFLOW_AWS_PORT", LOCAL_AWS_PORT)
+    api_port = port_setting(environ, "EVENTFLOW_API_PORT", 8000)
     web_port = console_port(environ)
     demo = environ.get("EVENTFLOW_DEMO", "1") != "0"
 

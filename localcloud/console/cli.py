@@ -14,21 +14,14 @@ from collections.abc import Mapping
 
 from chalicelib.aws import LOCAL_AWS_PORT
 from localcloud.console.server import DEFAULT_PORT, ConsoleServer, NotLocalError
-from localcloud.env import aws_exports
+from localcloud.env import aws_exports, port_setting
 from ops.target import Target
 
 DEFAULT_API = "http://127.0.0.1:8000"
 
 
 def console_port(environ: Mapping[str, str]) -> int:
-    value = environ.get("EVENTFLOW_CONSOLE_PORT", "")
-    try:
-        port = int(value) if value else DEFAULT_PORT
-    except ValueError:
-        raise SystemExit(f"EVENTFLOW_CONSOLE_PORT={value!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise SystemExit(f"EVENTFLOW_CONSOLE_PORT={value!r} is not a port number")
-    return port
+    return port_setting(environ, "EVENTFLOW_CONSOLE_PORT", DEFAULT_PORT)
 
 
 def main(environ: Mapping[str, str] = os.environ, stop: threading.Event | None = None) -> int:
