@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from localcloud.cloud import LocalCloud
 from tests.console.conftest import PageErrors, screenshot
 from tests.localcloud.http_api import call
+from tests.localcloud.runtime_harness import wait_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -130,9 +131,15 @@ def test_a_dead_letter_turns_its_queue_red_and_the_redrive_button_brings_it_back
     expect(browser.locator("#queue-result")).to_contain_text("moved 1 message(s)")
     expect(row.locator(".dlq-count")).to_have_text("0")
     expect(badge).not_to_have_class(re.compile(r"\bred\b"))
-    status, page_of_orders = call(cloud.api_port, "GET", "/customers/partner/orders")
-    assert status == 200 and len(page_of_orders["items"]) == 1
+    # The redriven message is the intake's again: the order appears once it is consumed.
+    assert wait_for(lambda: partner_orders(cloud) == 1, 60), partner_orders(cloud)
     assert errors == []
+
+
+def partner_orders(cloud: LocalCloud) -> int:
+    status, page_of_orders = call(cloud.api_port, "GET", "/customers/partner/orders")
+    assert status == 200, page_of_orders
+    return len(page_of_orders["items"])
 
 
 def test_metrics_and_alarms_are_drawn_and_the_views_work_from_the_keyboard(
