@@ -40,7 +40,6 @@ from infra.declaration import declare
 from infra.provision import Provisioner
 from infra.stageconfig import StageConfig
 from localcloud import mototransactions
-from localcloud.runtime.sqs import lambda_record
 from localcloud.runtime.streams import lambda_record as lambda_stream_record
 from tests.reliability.faults import Call, Execute, Rule, SimulatedCrash
 from tests.reliability.world import Delivery, SteppingClock, World, shared_session
@@ -145,50 +144,16 @@ class OrdersWorld(World):
                 return config.name, config.batch_size
         raise KeyError(f"no function consumes {queue_key}")
 
-    def deliver(self, queue_key: str) -> Delivery | None:
-        function, batch_size = self.consumer(queue_key)
-        sqs, queue = self.admin.sqs, self.outputs.queues[queue_key]
-        messages = sqs.receive_message(
-            QueueUrl=queue["url"],
-            MaxNumberOfMessages=min(10, batch_size),
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            return None
-        records = [lambda_record(m, queue["arn"], self.outputs.region) for m in messages]
+    def returns_after(self, queue_key: str, back: list[dict[str, Any]], crashed: bool) -> float:
+        """A failed message comes back after the visibility the function gave it (its
+        backoff), or the queue's timeout when the invocation crashed or set none."""
+        timeout = super().returns_after(queue_key, back, crashed)
+        # Receipt handles are new on every receive: earlier deliveries' entries never match.
+        set_by_function = dict(self.visibilities.set)
         self.visibilities.set.clear()
-        response, crashed = self.invoke(function, {"Records": records})
         if crashed:
-            failed = {r["messageId"] for r in records}
-        else:
-            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
-        timeout = self.stack.queue(queue_key).visibility_timeout
-        returns = [
-            timeout if crashed else self.visibilities.set.get(r["receiptHandle"], timeout)
-            for r in records
-            if r["messageId"] in failed
-        ]
-        if returns:
-            self.clock.advance(min(returns))  # the first failed message is back
-        back = [r for r in records if r["messageId"] in failed]
-        done = [r for r in records if r["messageId"] not in failed]
-        if back:
-            sqs.change_message_visibility_batch(
-                QueueUrl=queue["url"],
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"], "VisibilityTimeout": 0}
-                    for i, r in enumerate(back)
-                ],
-            )
-        if done:
-            sqs.delete_message_batch(
-                QueueUrl=queue["url"],
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)
-                ],
-            )
-        return Delivery(len(records), len(failed), crashed)
+            return timeout
+        return min(set_by_function.get(r["receiptHandle"], timeout) for r in back)
 
     def send_intake(self, body: dict[str, Any], group: str) -> None:
         """A partner's message on the intake FIFO queue."""

@@ -243,7 +243,8 @@ class World:
         else:
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         if failed:
-            self.clock.advance(self.stack.queue(queue_key).visibility_timeout)
+            back = [r for r in records if r["messageId"] in failed]
+            self.clock.advance(self.returns_after(queue_key, back, crashed))
         for record in records:
             if record["messageId"] in failed:
                 # The visibility timeout has passed: the message is back.
@@ -255,6 +256,10 @@ class World:
             else:
                 sqs.delete_message(QueueUrl=queue["url"], ReceiptHandle=record["receiptHandle"])
         return Delivery(len(records), len(failed), crashed)
+
+    def returns_after(self, queue_key: str, back: list[dict[str, Any]], crashed: bool) -> float:
+        """Seconds until the first of the failed messages ``back`` is visible again."""
+        return self.stack.queue(queue_key).visibility_timeout
 
     def drain(self, order: tuple[str, ...] = ("s3-events", "ingest"), rounds: int = 60) -> int:
         """Deliver until every source queue is empty; returns the invocations made.
