@@ -1,7 +1,7 @@
 """Changes to moto's internals that are installed, undone and checked the same way.
 
 The local cloud replaces a few methods of moto's classes (:mod:`motolocks`,
-:mod:`mototransactions`, :mod:`motospeed`, :mod:`outbox`). Each change is a
+:mod:`mototransactions`, :mod:`motoshortcuts`, :mod:`outbox`). Each change is a
 :class:`Patch`: attributes of moto's classes, each replaced by a function
 built from moto's own. A patch is counted: every :meth:`Patch.install` is
 matched by one :meth:`Patch.uninstall`, and moto gets its own code back when

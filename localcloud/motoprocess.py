@@ -8,7 +8,7 @@ way round. In a child process, moto serves requests while the handlers
 prepare the next ones. ``make run`` and ``make bench`` run moto this way.
 
 The child installs what the in-process server installs (:mod:`motolocks`,
-:mod:`mototransactions`, :mod:`motoiterators`, :mod:`motospeed`, the
+:mod:`mototransactions`, :mod:`motoiterators`, :mod:`motoshortcuts`, the
 :mod:`outbox` at ``/_aws/ses``),
 binds (port 0 picks a free port, read back from the line it prints), and serves until its standard
 input closes: the parent holds the other end, so the child also ends when
@@ -107,13 +107,13 @@ class MotoProcess:
 
 def patches() -> tuple[Patch, ...]:
     """Every change the local cloud makes to moto, in the order it makes them."""
-    from localcloud import motoiterators, motolocks, motospeed, mototransactions, outbox
+    from localcloud import motoiterators, motolocks, motoshortcuts, mototransactions, outbox
 
     return (
         *motolocks.PATCHES,
         *mototransactions.PATCHES,
         *motoiterators.PATCHES,
-        *motospeed.PATCHES,
+        *motoshortcuts.PATCHES,
         *outbox.PATCHES,
     )
 

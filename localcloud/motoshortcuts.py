@@ -1,4 +1,4 @@
-"""Takes repeated work off moto's request path, giving the answers moto gives.
+"""Shortcuts through two of moto's costly steps, each giving the answer moto gives.
 
 Two places cost the local cloud more than the work they do:
 
@@ -75,7 +75,7 @@ def _sized_in_one_pass(original: Any) -> Any:
 ITEM_SIZE_LIMIT = 405000
 
 BACKEND_LOOKUP = Patch(
-    "motospeed: backend per host",
+    "motoshortcuts: backend per host",
     {
         Target(
             "moto.moto_server.werkzeug_app", "DomainDispatcherApplication", "get_backend_for_host"
@@ -83,7 +83,7 @@ BACKEND_LOOKUP = Patch(
     },
 )
 ITEM_SIZE = Patch(
-    "motospeed: item size in one pass",
+    "motoshortcuts: item size in one pass",
     {Target("moto.dynamodb.models.dynamo_type", "Item", "__init__"): _sized_in_one_pass},
 )
 PATCHES = (BACKEND_LOOKUP, ITEM_SIZE)

@@ -1,4 +1,4 @@
-"""``localcloud.motospeed`` gives moto's own answers, and is the path moto takes.
+"""``localcloud.motoshortcuts`` gives moto's own answers, and is the path moto takes.
 
 A speed-up has no fault to remove, so each part is checked two ways against
 a real moto server: what the server answers is the same with the part as
@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from moto.dynamodb.models.dynamo_type import Item
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from localcloud import motospeed
+from localcloud import motoshortcuts
 from localcloud.motopatch import applied
 from tests.localcloud.moto_patch_harness import _endpoint, client  # noqa: F401
 
@@ -40,7 +40,7 @@ def counting(monkeypatch, owner: type, name: str, when=lambda *args: True) -> li
 def test_the_remembered_backend_lookup_answers_as_moto_does():
     dispatcher = DomainDispatcherApplication(create_backend_app)
     motos_own = [dispatcher.get_backend_for_host(h) for h in HOSTS]
-    with applied(motospeed.BACKEND_LOOKUP):
+    with applied(motoshortcuts.BACKEND_LOOKUP):
         first = [dispatcher.get_backend_for_host(h) for h in HOSTS]
         again = [dispatcher.get_backend_for_host(h) for h in HOSTS]
     assert first == again == motos_own == ["dynamodb", "sqs", "s3", None]
@@ -58,7 +58,7 @@ def test_a_server_looks_a_host_up_once_with_the_memo_and_per_request_without(
         when=lambda _, host: host is not None,
     )
     sqs = client(endpoint, "sqs")
-    with applied(*((motospeed.BACKEND_LOOKUP,) if patched else ())):
+    with applied(*((motoshortcuts.BACKEND_LOOKUP,) if patched else ())):
         answers = [sqs.list_queues(QueueNamePrefix="none").get("QueueUrls", []) for _ in range(5)]
     assert answers == [[]] * 5
     assert calls[0] == (1 if patched else 5)
@@ -76,7 +76,7 @@ def _table(ddb, name: str) -> None:
 def _put(ddb, table: str, last: int) -> Any:
     """Put an item ``last`` bytes around moto's size limit; what the server answered."""
     # "pk" (2) + 8 bytes and "a" (1) + 40 digits..., then "z" + the rest.
-    fill = motospeed.ITEM_SIZE_LIMIT - (2 + 8) - (1 + 40) - 1
+    fill = motoshortcuts.ITEM_SIZE_LIMIT - (2 + 8) - (1 + 40) - 1
     item = {
         "pk": {"S": f"item{last:04d}"},
         "a": {"N": "1" * 40},
@@ -102,7 +102,7 @@ def test_a_new_item_is_sized_in_one_pass_and_refused_exactly_when_moto_would(
     motos = _put(ddb, name, last)
     ddb.delete_item(TableName=name, Key={"pk": {"S": f"item{last:04d}"}})
     built_by_moto = calls[0]
-    with applied(motospeed.ITEM_SIZE):
+    with applied(motoshortcuts.ITEM_SIZE):
         ours = _put(ddb, name, last)
         built_by_moto_patched = calls[0] - built_by_moto
     assert ours == motos
