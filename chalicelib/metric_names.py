@@ -1,13 +1,15 @@
 """The names of the EMF metrics the functions publish (:func:`chalicelib.observability.count`).
 
-One constant per metric, so a handler, the operator's status view
-(``ops/status.py``) and the local console read the same name. ``infra/alarms.py``
-spells the names it alarms and charts on out as text; ``tests/test_metric_names.py``
-checks that each of those is a name defined here. The analytics consumer's
-per-counter metrics are derived from its counters (``chalicelib.orders.analytics``).
+One constant per metric, so a handler, the alarms and the dashboard
+(``infra/alarms.py``), the operator's status view (``ops/status.py``) and the
+local console read the same name. Nothing here imports anything, so infra
+and ops can read the names without loading what the functions run on.
 """
 
 from __future__ import annotations
+
+# The CloudWatch namespace of every EMF metric.
+NAMESPACE = "eventflow"
 
 # Orders: the API and the partner intake queue.
 ORDERS_PLACED = "OrdersPlaced"
@@ -29,6 +31,14 @@ NOTIFICATIONS_REJECTED = "NotificationsRejected"
 NOTIFICATIONS_LEASE_LOST = "NotificationsLeaseLost"
 REVENUE = "Revenue"
 
+# The analytics consumer: one metric per day counter
+# (chalicelib.orders.analytics_store.COUNTERS), named by analytics_counter.
+ORDERS_CREATED = "OrdersCreated"
+ORDERS_CONFIRMED = "OrdersConfirmed"
+ORDERS_REJECTED = "OrdersRejected"
+ORDERS_CANCELLED = "OrdersCancelled"
+ANALYTICS_COUNTS = (ORDERS_CREATED, ORDERS_CONFIRMED, ORDERS_REJECTED, ORDERS_CANCELLED)
+
 # Readings: the ingest and the chunk writer.
 ROWS_ACCEPTED = "RowsAccepted"
 ROWS_REJECTED = "RowsRejected"
@@ -39,3 +49,8 @@ CHUNK_FAILURES = "ChunkFailures"
 def inventory_outcome(outcome: str) -> str:
     """The metric an applied inventory outcome counts: ``reserved`` → ``InventoryReserved``."""
     return f"Inventory{outcome.title()}"
+
+
+def analytics_counter(counter: str) -> str:
+    """The metric a day counter is published as: ``orders_confirmed`` → ``OrdersConfirmed``."""
+    return "".join(part.title() for part in counter.split("_"))

@@ -14,7 +14,7 @@ from decimal import Decimal
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-NAMESPACE = "eventflow"
+from chalicelib.metric_names import NAMESPACE
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "eventflow"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE))

@@ -46,7 +46,7 @@ from chalicelib.orders.states import TRANSITIONS, EventType, Status
 ANALYTICS_PK = keys.ANALYTICS_PK
 REVENUE = analytics_store.REVENUE
 
-CONSUMER = "analytics"
+CONSUMER = keys.ANALYTICS_CONSUMER
 # Attempts at one transaction before the message is failed (SQS redelivers it
 # after a backoff): every event of a day updates that day's one item, so
 # concurrent invocations conflict on it, and a few quick retries keep a busy
@@ -80,17 +80,12 @@ class Change:
 
     @property
     def metric(self) -> str:
-        return metric_name(self.counter)
-
-
-def metric_name(counter: str) -> str:
-    """The EMF metric a counter is published as: ``orders_confirmed`` → ``OrdersConfirmed``."""
-    return "".join(part.title() for part in counter.split("_"))
+        return metric_names.analytics_counter(self.counter)
 
 
 REVENUE_METRIC = metric_names.REVENUE
 # Everything this consumer publishes, each only for an event it applied.
-METRICS = (*(metric_name(counter) for counter in COUNTERS), REVENUE_METRIC)
+METRICS = (*(metric_names.analytics_counter(counter) for counter in COUNTERS), REVENUE_METRIC)
 
 
 def event_day(occurred_at: str) -> str:

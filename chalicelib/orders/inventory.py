@@ -36,12 +36,12 @@ from chalicelib import metric_names
 from chalicelib.clock import Backoff
 from chalicelib.dynamo import cancellation_codes, from_item, to_item
 from chalicelib.observability import count, logger
-from chalicelib.orders import markers, states
+from chalicelib.orders import keys, markers, states
 from chalicelib.orders.events import OrderEvent
 from chalicelib.orders.keys import PRODUCT_PK
 from chalicelib.orders.states import Actor, Status
 
-CONSUMER = "inventory"
+CONSUMER = keys.INVENTORY_CONSUMER
 HELD, RELEASED, CONSUMED = "HELD", "RELEASED", "CONSUMED"
 # Decisions per event before the message is failed and retried later.
 MAX_DECISIONS = 8

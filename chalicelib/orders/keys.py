@@ -34,6 +34,12 @@ EXPIRES_AT = "expires_at"
 
 ANALYTICS_PK = "date"
 
+# The consumers of order events that keep records in the idempotency table,
+# each under its own prefix (``marker_id``), which its IAM policy is held to.
+INVENTORY_CONSUMER = "inventory"
+NOTIFICATIONS_CONSUMER = "notifications"
+ANALYTICS_CONSUMER = "analytics"
+
 
 def key_record_id(idempotency_key: str) -> str:
     """The idempotency table's id of an order's idempotency key."""

@@ -41,11 +41,11 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from chalicelib import metric_names
 from chalicelib.dynamo import error_code
 from chalicelib.observability import count, logger
-from chalicelib.orders import emails
+from chalicelib.orders import emails, keys
 from chalicelib.orders.claims import Claims, EmailClaim, Settled
 from chalicelib.orders.events import OrderEvent
 
-CONSUMER = "notifications"
+CONSUMER = keys.NOTIFICATIONS_CONSUMER
 CHARSET = "UTF-8"
 # SES refuses these for the message itself (its recipient): retrying cannot help.
 RECIPIENT_REFUSALS = frozenset({"MessageRejected", "InvalidParameterValue"})
