@@ -31,8 +31,8 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import Clients, client_config
-from infra.declaration import Stack
 from infra.provision import Provisioner
+from infra.resources import Stack
 from localcloud.motoprocess import MotoProcess
 
 POLLER = "poller"

@@ -38,8 +38,8 @@ from chalicelib.aws import Clients
 from chalicelib.readings import handlers
 from chalicelib.readings.jobs import DONE_STATES
 from chalicelib.services import Services
-from infra.declaration import declare
 from infra.provision import Provisioner
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 from sample_data.generate import write_rows
 

@@ -137,8 +137,8 @@ def measure(sizes: tuple[int, ...] | list[int] = DEFAULT_SIZES) -> dict[str, Any
 
     from benchmarks.calls import offline_env
     from chalicelib.aws import Clients
-    from infra.declaration import declare
     from infra.provision import Provisioner
+    from infra.stack import declare
     from infra.stageconfig import StageConfig
 
     saved = dict(os.environ)

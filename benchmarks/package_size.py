@@ -48,8 +48,8 @@ def _zip_figures(path: Path) -> dict[str, Any]:
 
 
 def build(requirements: str, name: str) -> dict[str, Any]:
-    from infra.declaration import declare
     from infra.package import package
+    from infra.stack import declare
     from infra.stageconfig import StageConfig
 
     project = _project_copy(WORK / name / "project", requirements)

@@ -149,8 +149,8 @@ def measure(small: int = 1_000, large: int = 100_000) -> dict[str, Any]:
     from benchmarks.calls import CallCounter, offline_env
     from chalicelib.aws import Clients
     from chalicelib.services import Services
-    from infra.declaration import declare
     from infra.provision import Provisioner
+    from infra.stack import declare
     from infra.stageconfig import StageConfig
     from localcloud.env import EnvironmentPatch
     from localcloud.motoprocess import MotoProcess

@@ -4,7 +4,7 @@ It says who called (the caller's IAM principal, from API Gateway's request
 context), which route (its template, ``/orders/{order_id}``, never the path
 with the ids in it), when, and the outcome (status, latency). It never holds a
 body, a header or a query string, so no email address or other personal data
-reaches it. API Gateway's access log (``infra.declaration.Api``) writes the
+reaches it. API Gateway's access log (``infra.functions.Api``) writes the
 same facts from outside the function, including requests the function never
 sees (throttled, or refused by the IAM authorizer).
 """

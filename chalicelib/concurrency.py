@@ -1,7 +1,7 @@
 """How many batches of each queue Lambda may run at once: the mapping's MaximumConcurrency.
 
 ``app.py`` passes these to ``on_sqs_message`` (so ``chalice deploy`` and
-``chalice package`` set them), and ``infra.declaration`` reads the same numbers
+``chalice package`` set them), and ``infra.stack`` reads the same numbers
 for its renderers and for the local cloud's pollers. AWS accepts 2 to 1,000.
 Without a bound, Lambda scales an SQS mapping out to 1,250 concurrent batches,
 drawn from the account's one concurrency pool: a large upload could take every

@@ -20,10 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws import Clients, local_defaults
 from chalicelib.config import ConfigError
 from infra.chalicecli import ChaliceError
-from infra.declaration import declare
 from infra.deploy import DeployError
 from infra.package import PackageError
 from infra.provision import Provisioner, ProvisionError
+from infra.stack import declare
 from infra.stageconfig import (
     PROJECT_DIR,
     StageConfig,

@@ -14,9 +14,9 @@ does not exist yet, so no renderer needs to order alarms after resources.
 
 from __future__ import annotations
 
-from chalicelib.observability import NAMESPACE
-from chalicelib.orders import analytics
-from infra.declaration import ALERTS_TOPIC_KEY, Alarm, Dashboard, Queue, Stack
+from chalicelib import metric_names
+from chalicelib.metric_names import NAMESPACE
+from infra.resources import ALERTS_TOPIC_KEY, Alarm, Dashboard, Queue, Stack
 
 # One message in a DLQ is a message eventflow gave up on: page at once.
 DLQ_PERIOD_SECONDS = 60
@@ -30,20 +30,23 @@ FUNCTION_PERIOD_SECONDS = 300
 ITERATOR_AGE_THRESHOLD_MS = 60_000
 
 # The counters that chalicelib.observability publishes as EMF.
-ROW_METRICS = ("RowsAccepted", "RowsRejected", "RowsWritten", "ChunkFailures")
+ROW_METRICS = (
+    metric_names.ROWS_ACCEPTED,
+    metric_names.ROWS_REJECTED,
+    metric_names.ROWS_WRITTEN,
+    metric_names.CHUNK_FAILURES,
+)
 ORDER_METRICS = (
-    "OrdersPlaced",
-    "OrderEventsPublished",
-    "OrderEventRecordsFailed",
-    "IntakeRejected",
-    "IntakeFailures",
+    metric_names.ORDERS_PLACED,
+    metric_names.ORDER_EVENTS_PUBLISHED,
+    metric_names.ORDER_EVENT_RECORDS_FAILED,
+    metric_names.INTAKE_REJECTED,
+    metric_names.INTAKE_FAILURES,
 )
 
 # App metrics that mean a customer-visible loss no queue shows: an email that SES
 # refused for its recipient is done (retrying cannot help), so it never reaches a DLQ.
-APP_METRIC_ALARMS = (("NotificationsRejected", "notifications-rejected"),)
-
-ANALYTICS_COUNTS = tuple(m for m in analytics.METRICS if m != analytics.REVENUE_METRIC)
+APP_METRIC_ALARMS = ((metric_names.NOTIFICATIONS_REJECTED, "notifications-rejected"),)
 
 
 def queue_age_threshold(queue: Queue) -> int:
@@ -226,14 +229,14 @@ def dashboard(stack: Stack) -> Dashboard:
     widgets += (
         widget(
             "Orders counted by analytics",
-            [[NAMESPACE, metric, *emf_dimensions] for metric in ANALYTICS_COUNTS],
+            [[NAMESPACE, metric, *emf_dimensions] for metric in metric_names.ANALYTICS_COUNTS],
             "Sum",
             3,
             1,
         ),
         widget(
             "Revenue (confirmed less cancelled after confirmation)",
-            [[NAMESPACE, analytics.REVENUE_METRIC, *emf_dimensions]],
+            [[NAMESPACE, metric_names.REVENUE, *emf_dimensions]],
             "Sum",
             4,
             0,

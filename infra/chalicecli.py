@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from infra.declaration import Stack
+from infra.resources import Stack
 from infra.stageconfig import StageConfig
 
 

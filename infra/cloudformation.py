@@ -35,13 +35,12 @@ from typing import Any
 from chalice.utils import to_cfn_resource_name
 
 from infra import arns, iam, keys
-from infra.declaration import (
+from infra.functions import AsyncInvokeSettings, EventSourceSettings
+from infra.resources import (
     Alarm,
-    AsyncInvokeSettings,
     Bucket,
     Dashboard,
     EmailIdentity,
-    EventSourceSettings,
     FailureQueue,
     Key,
     LogGroup,
@@ -50,6 +49,15 @@ from infra.declaration import (
     Subscription,
     Table,
     Topic,
+)
+from infra.shapes import (
+    attribute_definitions,
+    expiry_rule_id,
+    global_secondary_indexes,
+    key_schema,
+    s3_send_policy,
+    sns_send_policy,
+    tls_only_policy,
 )
 
 Template = dict[str, Any]
@@ -222,29 +230,6 @@ def event_invoke_config(stack: Stack, settings: AsyncInvokeSettings) -> Template
     }
 
 
-# CreateTable and AWS::DynamoDB::Table share these shapes; the provisioner uses them too.
-def key_schema(partition, sort) -> list[dict[str, str]]:
-    schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
-    if sort is not None:
-        schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
-    return schema
-
-
-def attribute_definitions(table: Table) -> list[dict[str, str]]:
-    return [{"AttributeName": a.name, "AttributeType": a.type} for a in table.attributes]
-
-
-def global_secondary_indexes(table: Table) -> list[dict[str, Any]]:
-    return [
-        {
-            "IndexName": index.name,
-            "KeySchema": key_schema(index.partition_key, index.sort_key),
-            "Projection": {"ProjectionType": index.projection},
-        }
-        for index in table.indexes
-    ]
-
-
 def _table(table: Table, stack: Stack) -> Template:
     properties: dict[str, Any] = {
         "TableName": table.name,
@@ -355,47 +340,6 @@ def _bucket(bucket: Bucket, stack: Stack) -> Template:
     return resources
 
 
-def expiry_rule_id(prefix: str) -> str:
-    return f"expire-current-{prefix.strip('/')}"
-
-
-def tls_only_policy(bucket_arn: Any, objects_arn: Any) -> dict[str, Any]:
-    """Deny every request to the bucket that does not arrive over TLS."""
-    return {
-        "Version": iam.POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, objects_arn],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
-    }
-
-
-def s3_send_policy(queue_arn: Any, bucket_arn: Any, account: Any) -> dict[str, Any]:
-    """Let the uploads bucket, and only it, send notifications to a queue."""
-    return {
-        "Version": iam.POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "AllowUploadsBucketNotifications",
-                "Effect": "Allow",
-                "Principal": {"Service": "s3.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {
-                    "ArnEquals": {"aws:SourceArn": bucket_arn},
-                    "StringEquals": {"aws:SourceAccount": account},
-                },
-            }
-        ],
-    }
-
-
 def _s3_queue_policy(queue: Queue, bucket: Bucket) -> Template:
     return {
         "Type": "AWS::SQS::QueuePolicy",
@@ -417,23 +361,6 @@ def _topic(topic: Topic, stack: Stack) -> Template:
     if topic.kms_key:
         properties["KmsMasterKeyId"] = {"Ref": key_id(stack.kms_key(topic.kms_key))}
     return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": properties}}
-
-
-def sns_send_policy(queue_arn: Any, topic_arns: list[Any]) -> dict[str, Any]:
-    """Let the named topics, and only them, deliver to a queue."""
-    return {
-        "Version": iam.POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "AllowTopicDeliveries",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arns}},
-            }
-        ],
-    }
 
 
 def subscription_id(subscription: Subscription) -> str:

@@ -35,8 +35,10 @@ from typing import Any
 from infra import arns, iam
 from infra.arns import Account
 from infra.chalicecli import run, write_policy_files
-from infra.declaration import AsyncInvokeSettings, EventSourceSettings, Stack
-from infra.provision import Outputs, Provisioner
+from infra.functions import AsyncInvokeSettings, EventSourceSettings
+from infra.outputs import Outputs
+from infra.provision import Provisioner
+from infra.resources import Stack
 from infra.stageconfig import StageConfig
 from infra.teardown import Teardown
 

@@ -1,11 +1,11 @@
-"""Least-privilege IAM policies, one per function, derived from the declaration.
+"""Least-privilege IAM policies, one per function, derived from the declared stack.
 
 Each function's policy is built from two sources:
 
-* :data:`ACCESS`, a small table of what each function's code does with which
-  declared resource (one line per resource; changing what a handler calls is a
-  one-line change here);
-* the declared event sources: a function that consumes a queue or a stream
+* its grants (:mod:`infra.grants`), declared with the function in its
+  domain's stack file: what its own code does with which declared resource,
+  one line per resource;
+* its event sources: a function that consumes a queue or a stream
   gets exactly the actions Lambda's poller needs on it, and on a stream's
   on-failure queue.
 
@@ -28,15 +28,18 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.config import REJECTS_PREFIX, UPLOADS_PREFIX
-from chalicelib.orders import analytics, inventory, notifications
-from chalicelib.orders.markers import marker_id
-from chalicelib.orders.store import key_record_id
 from infra import arns
-from infra.declaration import Stack
+from infra.grants import (
+    Grant,
+    IdentityAccess,
+    ObjectAccess,
+    QueueAccess,
+    TableAccess,
+    TopicAccess,
+)
+from infra.resources import Stack
 
 POLICY_VERSION = "2012-10-17"
 
@@ -54,211 +57,61 @@ STREAM_CONSUMER_ACTIONS = (
     "dynamodb:GetShardIterator",
     "dynamodb:ListStreams",
 )
-# The log groups are declared (infra.declaration.LogGroup) with their
+# The log groups are declared (infra.resources.LogGroup) with their
 # retention; without CreateLogGroup, Lambda cannot make one that never expires.
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 LEADING_KEYS = "dynamodb:LeadingKeys"
 # Lambda's active tracing sends segments with the function's role.
 TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
-# Each function's own records in the idempotency table, by key prefix.
-ORDER_KEYS = key_record_id("")
-INVENTORY_MARKERS = marker_id(inventory.CONSUMER, "")
-ANALYTICS_MARKERS = marker_id(analytics.CONSUMER, "")
-NOTIFICATION_CLAIMS = marker_id(notifications.CONSUMER, "")
 
-
-@dataclass(frozen=True)
-class TableAccess:
-    """DynamoDB actions on a declared table and, when ``indexes``, all its indexes.
-
-    With ``key_prefixes``, only on items whose partition key starts with one of
-    them (IAM checks ``dynamodb:LeadingKeys`` on every item a request names).
-    """
-
-    table_key: str
-    actions: str
-    indexes: bool = False
-    key_prefixes: tuple[str, ...] = ()
-
-    def statement(self, stack: Stack) -> dict[str, Any]:
-        table = stack.table(self.table_key)
+def grant_statement(grant: Grant, stack: Stack) -> dict[str, Any]:
+    """The statement of one grant, naming the declared resource's ARN templates."""
+    if isinstance(grant, TableAccess):
+        table = stack.table(grant.table_key)
         resources = [arns.table(table.name)]
-        if self.indexes:
+        if grant.indexes:
             resources += [arns.index(table.name, index.name) for index in table.indexes]
         statement = _statement(
-            f"Table{_camel(self.table_key)}", "dynamodb", self.actions, resources
+            f"Table{_camel(grant.table_key)}", "dynamodb", grant.actions, resources
         )
-        if self.key_prefixes:
-            patterns = [f"{prefix}*" for prefix in self.key_prefixes]
+        if grant.key_prefixes:
+            patterns = [f"{prefix}*" for prefix in grant.key_prefixes]
             statement["Condition"] = {"ForAllValues:StringLike": {LEADING_KEYS: patterns}}
         return statement
-
-
-@dataclass(frozen=True)
-class ObjectAccess:
-    """S3 object actions under one key prefix of a declared bucket."""
-
-    bucket_key: str
-    prefix: str
-    actions: str
-
-    def statement(self, stack: Stack) -> dict[str, Any]:
-        bucket = stack.bucket(self.bucket_key)
-        sid = f"Objects{_camel(self.bucket_key)}{_camel(self.prefix)}"
-        return _statement(sid, "s3", self.actions, [arns.objects(bucket.name, self.prefix)])
-
-
-@dataclass(frozen=True)
-class QueueAccess:
-    """SQS actions on a declared queue, or (``dlq``) on its dead-letter queue."""
-
-    queue_key: str
-    actions: str
-    dlq: bool = False
-
-    def statement(self, stack: Stack) -> dict[str, Any]:
-        queue = stack.queue(self.queue_key)
-        name, key = (queue.dlq_name, queue.dlq_key) if self.dlq else (queue.name, queue.key)
-        return _statement(f"Queue{_camel(key)}", "sqs", self.actions, [arns.queue(name)])
-
-
-@dataclass(frozen=True)
-class TopicAccess:
-    """SNS actions on a declared topic (PublishBatch is authorized as sns:Publish)."""
-
-    topic_key: str
-    actions: str
-
-    def statement(self, stack: Stack) -> dict[str, Any]:
-        topic = stack.topic(self.topic_key)
+    if isinstance(grant, ObjectAccess):
+        bucket = stack.bucket(grant.bucket_key)
+        sid = f"Objects{_camel(grant.bucket_key)}{_camel(grant.prefix)}"
+        return _statement(sid, "s3", grant.actions, [arns.objects(bucket.name, grant.prefix)])
+    if isinstance(grant, QueueAccess):
+        queue = stack.queue(grant.queue_key)
+        name, key = (queue.dlq_name, queue.dlq_key) if grant.dlq else (queue.name, queue.key)
+        return _statement(f"Queue{_camel(key)}", "sqs", grant.actions, [arns.queue(name)])
+    if isinstance(grant, TopicAccess):
+        topic = stack.topic(grant.topic_key)
         return _statement(
-            f"Topic{_camel(self.topic_key)}", "sns", self.actions, [arns.topic(topic.name)]
+            f"Topic{_camel(grant.topic_key)}", "sns", grant.actions, [arns.topic(topic.name)]
         )
-
-
-@dataclass(frozen=True)
-class IdentityAccess:
-    """SES actions as a declared sender identity (SendEmail is authorized on the From identity)."""
-
-    identity_key: str
-    actions: str
-
-    def statement(self, stack: Stack) -> dict[str, Any]:
-        identity = stack.email_identity(self.identity_key)
+    if isinstance(grant, IdentityAccess):
+        identity = stack.email_identity(grant.identity_key)
         return _statement(
-            f"Mail{_camel(self.identity_key)}",
+            f"Mail{_camel(grant.identity_key)}",
             "ses",
-            self.actions,
+            grant.actions,
             [arns.ses_identity(identity.email)],
         )
-
-
-@dataclass(frozen=True)
-class KeyAccess:
-    """KMS actions on a declared key, only through one service (SNS encrypting a topic).
-
-    The key's ARN is minted at creation, so the grant names the account's keys
-    and narrows them to the one carrying the declared alias.
-    """
-
-    key_key: str
-    actions: str
-    via_service: str
-
-    def statement(self, stack: Stack) -> dict[str, Any]:
-        key = stack.kms_key(self.key_key)
-        statement = _statement(f"Key{_camel(self.key_key)}", "kms", self.actions, [arns.keys()])
-        statement["Condition"] = {
-            "ForAnyValue:StringEquals": {"kms:ResourceAliases": [key.alias]},
-            "StringEquals": {"kms:ViaService": f"{self.via_service}.{arns.REGION}.amazonaws.com"},
-        }
-        return statement
-
-
-Grant = TableAccess | ObjectAccess | QueueAccess | TopicAccess | IdentityAccess | KeyAccess
-
-_INGEST: tuple[Grant, ...] = (
-    # GetObjectVersion: the bucket is versioned and S3 events name the version.
-    ObjectAccess("uploads", UPLOADS_PREFIX, "GetObject GetObjectVersion"),
-    # Rejects reports go up with upload_fileobj, which may use multipart.
-    ObjectAccess("uploads", REJECTS_PREFIX, "PutObject AbortMultipartUpload"),
-    QueueAccess("ingest", "SendMessage GetQueueUrl"),
-    TableAccess("ingests", "GetItem PutItem UpdateItem"),
-)
-
-# Placing and moving orders (chalicelib.orders.service), from the API or the intake.
-_ORDERS: tuple[Grant, ...] = (
-    TableAccess("products", "BatchGetItem"),
-    # The order and its idempotency key commit in one TransactWriteItems,
-    # which IAM authorizes per item (PutItem on each table).
-    TableAccess("orders", "GetItem PutItem UpdateItem"),
-    TableAccess("idempotency", "GetItem PutItem", key_prefixes=(ORDER_KEYS,)),
-)
-
-# What each function's own code calls.
-ACCESS: dict[str, tuple[Grant, ...]] = {
-    "api_handler": (
-        TableAccess("readings", "GetItem PutItem DeleteItem Query", indexes=True),
-        TableAccess("ingests", "GetItem Query", indexes=True),
-        # Presigned upload URLs carry the signer's permissions.
-        ObjectAccess("uploads", UPLOADS_PREFIX, "PutObject"),
-        # _ORDERS, plus the product routes and the customer's orders query.
-        TableAccess("products", "BatchGetItem GetItem UpdateItem"),
-        TableAccess("orders", "GetItem PutItem UpdateItem Query", indexes=True),
-        TableAccess("idempotency", "GetItem PutItem", key_prefixes=(ORDER_KEYS,)),
-    ),
-    "intake_orders": (
-        *_ORDERS,
-        # A message no retry can fix goes to the DLQ at once, with its reason.
-        QueueAccess("order-intake", "SendMessage GetQueueUrl", dlq=True),
-    ),
-    "publish_order_events": (
-        TopicAccess("order-events", "Publish"),
-        # The topic is encrypted: SNS encrypts each message with the caller's rights.
-        KeyAccess("data", "GenerateDataKey Decrypt", via_service="sns"),
-    ),
-    "update_inventory": (
-        # Reservation, release and consumption: the order, its products and the
-        # event's marker in one TransactWriteItems (authorized per item).
-        TableAccess("orders", "GetItem UpdateItem"),
-        TableAccess("products", "BatchGetItem UpdateItem"),
-        TableAccess("idempotency", "PutItem", key_prefixes=(INVENTORY_MARKERS,)),
-    ),
-    # -- notifications: claim the event, send as the sender identity, mark it sent
-    # (chalicelib.orders.claims); every step on the claim is one conditional UpdateItem.
-    "send_notifications": (
-        TableAccess("idempotency", "UpdateItem", key_prefixes=(NOTIFICATION_CLAIMS,)),
-        IdentityAccess("sender", "SendEmail"),
-    ),
-    "ingest_from_queue": _INGEST,
-    "ingest_from_s3": _INGEST,
-    "write_readings": (
-        # BatchGetItem: a repeated chunk checks which readings were edited since.
-        TableAccess("readings", "BatchWriteItem BatchGetItem"),
-        # The chunk marker (Put) and the counters (Update) commit in one
-        # TransactWriteItems; IAM has no action of that name and authorizes
-        # each item's own action instead.
-        TableAccess("ingests", "PutItem UpdateItem GetItem"),
-    ),
-}
-
-# -- orders: analytics consumer ----------------------------------------------------
-ACCESS["update_analytics"] = (
-    # The day's counters (Update) and the event's marker (Put) commit in one
-    # TransactWriteItems, authorized per item.
-    TableAccess("daily-analytics", "UpdateItem"),
-    TableAccess("idempotency", "PutItem", key_prefixes=(ANALYTICS_MARKERS,)),
-)
-# GET /analytics/daily/{date} reads one day's item.
-ACCESS["api_handler"] += (TableAccess("daily-analytics", "GetItem"),)
+    key = stack.kms_key(grant.key_key)
+    statement = _statement(f"Key{_camel(grant.key_key)}", "kms", grant.actions, [arns.keys()])
+    statement["Condition"] = {
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": [key.alias]},
+        "StringEquals": {"kms:ViaService": f"{grant.via_service}.{arns.REGION}.amazonaws.com"},
+    }
+    return statement
 
 
 def policy(stack: Stack, function: str) -> dict[str, Any]:
     """The IAM policy document (ARN templates) for one declared function."""
     declared = stack.function(function)
-    if function not in ACCESS:
-        raise KeyError(f"no access declared for function {function!r} in infra.iam.ACCESS")
     log_resources = [
         arns.log_group(declared.physical_name),
         arns.log_streams(declared.physical_name),
@@ -267,7 +120,7 @@ def policy(stack: Stack, function: str) -> dict[str, Any]:
     if declared.tracing:
         # X-Ray's write actions cannot be scoped to a resource: IAM accepts only "*".
         statements.append(_statement("Tracing", "xray", "", ["*"], TRACING_ACTIONS))
-    statements += [grant.statement(stack) for grant in ACCESS[function]]
+    statements += [grant_statement(grant, stack) for grant in declared.grants]
     statements += _consumer_statements(stack, function)
     return {"Version": POLICY_VERSION, "Statement": _merge_same_sid(statements)}
 

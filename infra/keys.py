@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra import arns
-from infra.declaration import ALERTS_TOPIC_KEY, Key, Stack
+from infra.resources import ALERTS_TOPIC_KEY, Key, Stack
 
 # What the account's administrators may do: manage the key, never use it.
 ADMIN_ACTIONS = (

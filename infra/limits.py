@@ -1,6 +1,6 @@
 """Per-stage retention and throttling, with the reason for each number.
 
-The declaration (:mod:`infra.declaration`) reads these once and every renderer
+The declared stack (:mod:`infra.stack`) reads these once and every renderer
 takes them from there. A stage not listed here gets ``dev``'s values.
 """
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from infra import cloudformation, iam, terraform
 from infra.chalicecli import run, write_policy_files
-from infra.declaration import Stack
+from infra.resources import Stack
 from infra.stageconfig import StageConfig
 
 FORMATS = ("cloudformation", "terraform")

@@ -1,4 +1,4 @@
-"""Creates a declared :class:`~infra.declaration.Stack`, idempotently.
+"""Creates a declared :class:`~infra.resources.Stack`, idempotently.
 
 Running it twice changes nothing; running it after the declaration changed
 brings mutable settings (queue attributes, TTL, notifications) up to date.
@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.config import ORDERS_STREAM_ARN_VARIABLE
-from infra import arns, provision_keys
-from infra.cloudformation import (
-    attribute_definitions,
-    expiry_rule_id,
-    global_secondary_indexes,
-    key_schema,
-    s3_send_policy,
-    sns_send_policy,
-    tls_only_policy,
-)
-from infra.declaration import (
+from infra import arns, provision_bucket, provision_keys
+from infra.outputs import Outputs
+from infra.resources import (
     Alarm,
-    Bucket,
     Dashboard,
     EmailIdentity,
     FailureQueue,
@@ -38,40 +27,16 @@ from infra.declaration import (
     Table,
     Topic,
 )
+from infra.shapes import (
+    attribute_definitions,
+    global_secondary_indexes,
+    key_schema,
+    sns_send_policy,
+)
 
 
 class ProvisionError(RuntimeError):
     pass
-
-
-@dataclass
-class Outputs:
-    """Physical names and ARNs of a provisioned stack, keyed by declaration key."""
-
-    region: str
-    tables: dict[str, dict[str, str]] = field(default_factory=dict)
-    queues: dict[str, dict[str, str]] = field(default_factory=dict)
-    buckets: dict[str, dict[str, str]] = field(default_factory=dict)
-    topics: dict[str, dict[str, str]] = field(default_factory=dict)
-    keys: dict[str, dict[str, str]] = field(default_factory=dict)
-    log_groups: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "region": self.region,
-            "keys": self.keys,
-            "log_groups": self.log_groups,
-            "tables": self.tables,
-            "queues": self.queues,
-            "buckets": self.buckets,
-            "topics": self.topics,
-        }
-
-    def app_environment(self) -> dict[str, str]:
-        """What ``app.py`` must find in the environment at import and only provisioning
-        knows: the orders stream's ARN, whose label DynamoDB mints at creation."""
-        stream_arn = self.tables.get("orders", {}).get("stream_arn")
-        return {ORDERS_STREAM_ARN_VARIABLE: stream_arn} if stream_arn else {}
 
 
 def _code(error: ClientError) -> str:
@@ -104,7 +69,9 @@ class Provisioner:
         for table in stack.tables:
             outputs.tables[table.key] = self.table(table)
         for bucket in stack.buckets:
-            outputs.buckets[bucket.key] = self.bucket(bucket, outputs)
+            outputs.buckets[bucket.key] = provision_bucket.ensure_bucket(
+                self._clients, bucket, outputs
+            )
         for topic in stack.topics:
             outputs.topics[topic.key] = self.topic(topic, outputs)
         for queue_key in dict.fromkeys(s.queue_key for s in stack.subscriptions):
@@ -288,107 +255,6 @@ class Provisioner:
         if description.get("LatestStreamArn"):
             output["stream_arn"] = description["LatestStreamArn"]
         return output
-
-    # -- S3 ------------------------------------------------------------------
-
-    def bucket(self, bucket: Bucket, outputs: Outputs) -> dict[str, str]:
-        s3 = self._clients("s3")
-        arn = f"arn:aws:s3:::{bucket.name}"
-        try:
-            args: dict[str, Any] = {"Bucket": bucket.name}
-            if outputs.region != "us-east-1":
-                args["CreateBucketConfiguration"] = {"LocationConstraint": outputs.region}
-            s3.create_bucket(**args)
-        except ClientError as error:
-            if _code(error) != "BucketAlreadyOwnedByYou":
-                raise
-        s3.put_bucket_encryption(
-            Bucket=bucket.name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-            },
-        )
-        s3.put_public_access_block(
-            Bucket=bucket.name,
-            PublicAccessBlockConfiguration={
-                "BlockPublicAcls": True,
-                "IgnorePublicAcls": True,
-                "BlockPublicPolicy": True,
-                "RestrictPublicBuckets": True,
-            },
-        )
-        s3.put_bucket_ownership_controls(
-            Bucket=bucket.name,
-            OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-        )
-        if bucket.versioned:
-            s3.put_bucket_versioning(
-                Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
-            )
-        expiries = [
-            {
-                "ID": expiry_rule_id(prefix),
-                "Status": "Enabled",
-                "Filter": {"Prefix": prefix},
-                "Expiration": {"Days": days},
-            }
-            for prefix, days in bucket.current_version_days
-        ]
-        s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket.name,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "expire-noncurrent-and-abort-incomplete",
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": ""},
-                        "NoncurrentVersionExpiration": {
-                            "NoncurrentDays": bucket.noncurrent_version_days
-                        },
-                        "AbortIncompleteMultipartUpload": {
-                            "DaysAfterInitiation": bucket.abort_incomplete_upload_days
-                        },
-                    },
-                    *expiries,
-                ]
-            },
-        )
-        if bucket.tls_only:
-            s3.put_bucket_policy(
-                Bucket=bucket.name,
-                Policy=json.dumps(tls_only_policy(arn, f"{arn}/*")),
-            )
-        configurations = []
-        for notification in bucket.queue_notifications:
-            queue = outputs.queues[notification.queue_key]
-            self._allow_s3_to_send(queue, arn)
-            configurations.append(
-                {
-                    "QueueArn": queue["arn"],
-                    "Events": list(notification.events),
-                    "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": notification.prefix},
-                                {"Name": "suffix", "Value": notification.suffix},
-                            ]
-                        }
-                    },
-                }
-            )
-        if configurations:
-            s3.put_bucket_notification_configuration(
-                Bucket=bucket.name,
-                NotificationConfiguration={"QueueConfigurations": configurations},
-            )
-        return {"name": bucket.name, "arn": arn}
-
-    def _allow_s3_to_send(self, queue: dict[str, str], bucket_arn: str) -> None:
-        account = queue["arn"].split(":")[4]
-        policy = s3_send_policy(queue["arn"], bucket_arn, account)
-        self._clients("sqs").set_queue_attributes(
-            QueueUrl=queue["url"], Attributes={"Policy": json.dumps(policy)}
-        )
 
     # -- SNS, CloudWatch -----------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import arns, iam, keys
-from infra.declaration import Key, LogGroup, Stack
+from infra.resources import Key, LogGroup, Stack
 
 
 def _code(error: ClientError) -> str:

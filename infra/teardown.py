@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra import provision_keys
-from infra.declaration import Stack
+from infra.resources import Stack
 
 GONE = {
     "NoSuchBucket",

@@ -25,16 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from infra import arns, iam, keys
-from infra.cloudformation import (
-    UnrenderableResource,
-    expiry_rule_id,
-    s3_send_policy,
-    sns_send_policy,
-    tls_only_policy,
-)
-from infra.declaration import (
+from infra.cloudformation import UnrenderableResource
+from infra.functions import AsyncInvokeSettings
+from infra.resources import (
     Alarm,
-    AsyncInvokeSettings,
     Bucket,
     Dashboard,
     EmailIdentity,
@@ -47,6 +41,7 @@ from infra.declaration import (
     Table,
     Topic,
 )
+from infra.shapes import expiry_rule_id, s3_send_policy, sns_send_policy, tls_only_policy
 
 Blocks = dict[str, dict[str, Any]]
 

@@ -39,8 +39,10 @@ from chalice.constants import DEFAULT_APIGATEWAY_STAGE_NAME, DEFAULT_ENDPOINT_TY
 from moto.server import ThreadedMotoServer
 
 from chalicelib.aws import Clients
-from infra.declaration import Stack, declare
-from infra.provision import Outputs, Provisioner
+from infra.outputs import Outputs
+from infra.provision import Provisioner
+from infra.resources import Stack
+from infra.stack import declare
 from infra.stageconfig import PROJECT_DIR, StageConfig
 from localcloud import motoprocess, outbox
 from localcloud.apiserver import ApiServer

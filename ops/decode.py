@@ -1,6 +1,6 @@
 """What a dead-lettered message says, decoded as what its queue carries.
 
-Each declared queue carries one kind of message (:class:`infra.declaration.MessageKind`),
+Each declared queue carries one kind of message (:class:`infra.resources.MessageKind`),
 so ``ops dlq peek`` reads a DLQ's messages as that kind and nothing else: an
 order intake message is never tried as a readings chunk. A body that is not
 what its queue carries gets the decoder's reason, which is itself the
@@ -25,7 +25,7 @@ from chalicelib.orders.handlers import REJECTION_ATTRIBUTES
 from chalicelib.readings.chunks import decode_chunk
 from chalicelib.readings.jobs import ObjectRef
 from chalicelib.readings.s3events import refs_from_records, refs_from_sqs_body
-from infra.declaration import MessageKind
+from infra.resources import MessageKind
 
 Summary = dict[str, Any]
 

@@ -1,6 +1,6 @@
 """``dlq replay QUEUE``: run again what an on-failure queue holds.
 
-An on-failure queue (``infra.declaration.FailureQueue``) receives Lambda's
+An on-failure queue (``infra.resources.FailureQueue``) receives Lambda's
 record of each asynchronous invocation it gave up on: the S3 event, the
 error, the attempts. There is no source queue to redrive such a record to;
 instead each object the event names is ingested again, here in the

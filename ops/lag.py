@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.alarms import ITERATOR_AGE_THRESHOLD_MS
-from infra.declaration import Alarm, Stack
+from infra.resources import Alarm, Stack
 from ops import alarmstate
 from ops.target import is_local_url
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from infra.declaration import MessageKind
+from infra.resources import MessageKind
 from ops.decode import rejection, summarize
 from ops.queues import SQS_BATCH, receive, release
 

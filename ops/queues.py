@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from infra.declaration import FailureQueue, Queue, Stack
+from infra.resources import FailureQueue, Queue, Stack
 
 SQS_BATCH = 10
 # Short polling samples a subset of SQS's servers, so one empty answer does not

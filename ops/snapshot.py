@@ -35,12 +35,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import metric_names
 from chalicelib.clock import Clock
-from chalicelib.observability import NAMESPACE
+from chalicelib.metric_names import NAMESPACE
 from chalicelib.orders import analytics
 from chalicelib.orders.states import Status
 from chalicelib.readings.jobs import IngestJobs
-from infra.declaration import Stack
-from infra.provision import Outputs
+from infra.outputs import Outputs
+from infra.resources import Stack
 from ops import lag
 from ops.target import is_local_url
 

@@ -1,6 +1,6 @@
 """What an ops command acts on: a stage's declared stack, at whatever endpoint boto3 is set to.
 
-Names come from the one resource declaration (``infra.declaration``), never
+Names come from the one declared stack (``infra.stack``), never
 from the command line, so ``ops`` and the provisioner cannot disagree about
 what a stage holds. The endpoint is boto3's own choice: ``AWS_ENDPOINT_URL``
 for the local cloud, the normal AWS configuration otherwise. The ``local``
@@ -18,8 +18,10 @@ from functools import cached_property
 from urllib.parse import urlsplit
 
 from chalicelib.aws import Clients, local_defaults
-from infra.declaration import Stack, declare
-from infra.provision import Outputs, Provisioner
+from infra.outputs import Outputs
+from infra.provision import Provisioner
+from infra.resources import Stack
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -31,7 +31,7 @@ from chalicelib.clock import Clock
 from chalicelib.config import DEFAULT_UPLOAD_MAX_BYTES, UPLOADS_PREFIX
 from chalicelib.readings.jobs import FINAL_STATES, IngestJobs, job_id
 from chalicelib.readings.uploads import CONTENT_TYPE, presigned_post
-from infra.declaration import Stack
+from infra.resources import Stack
 from ops.target import Target
 
 DEFAULT_TIMEOUT = 300.0

@@ -13,8 +13,8 @@ from chalicelib.aws import Clients
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.services import Services
-from infra.declaration import declare
 from infra.provision import Provisioner
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 from localcloud import motolocks
 from localcloud.motopatch import applied

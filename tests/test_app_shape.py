@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.declaration import VISIBILITY_TIMEOUT_FACTOR, declare
+from infra.resources import VISIBILITY_TIMEOUT_FACTOR
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from chalicelib.batch import RetryPolicy, backoff_delays, queue_url, sqs_batch
 from chalicelib.config import SQS_RETRY_BASE_SECONDS
-from infra.declaration import declare
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 
 # -- the schedule ----------------------------------------------------------------

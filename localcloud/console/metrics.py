@@ -22,10 +22,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import metric_names
-from chalicelib.observability import NAMESPACE
+from chalicelib.metric_names import NAMESPACE
 from chalicelib.orders.analytics import METRICS as ORDER_METRICS
-from infra.declaration import Alarm, Stack
-from infra.provision import Outputs
+from infra.outputs import Outputs
+from infra.resources import Alarm, Stack
 from ops import alarmstate
 
 SERIES_MINUTES = 15

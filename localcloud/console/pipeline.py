@@ -3,9 +3,9 @@
 Nodes are the declared buckets, queues (each with its DLQ), topics, tables,
 functions, on-failure queues and the mail sender; edges are what connects
 them: bucket notifications, event-source mappings, subscriptions, on-failure
-destinations, and what each function's own code writes (its IAM grants in
-:data:`infra.iam.ACCESS`). A consumer added to the declaration
-appears on the map with no change here.
+destinations, and what each function's own code writes (its grants,
+declared with it in ``infra/stack/``). A consumer added to a domain's stack
+file appears on the map with no change here.
 
 Each node gets a column (its depth from the entry points) and a row, so the
 browser only draws boxes where it is told.
@@ -17,8 +17,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from infra import iam
-from infra.declaration import Stack
+from infra.grants import IdentityAccess, QueueAccess, TableAccess, TopicAccess
+from infra.resources import Stack
 
 API = "api"
 MAIL = "ses"
@@ -88,13 +88,11 @@ def build(stack: Stack) -> dict[str, Any]:
         edges.append((origin, f"function:{source.function}"))
         if source.on_failure_queue_key:
             edges.append((f"function:{source.function}", f"queue:{source.on_failure_queue_key}"))
-    for function, grants in iam.ACCESS.items():
-        if f"function:{function}" not in nodes:
-            continue
-        for grant in grants:
+    for function in stack.functions:
+        for grant in function.grants:
             target = _grant_target(grant, nodes)
             if target and _writes(grant.actions):
-                edges.append((f"function:{function}", target))
+                edges.append((f"function:{function.name}", target))
     edges = [e for e in dict.fromkeys(edges) if e[0] in nodes and e[1] in nodes]
     _place(nodes, edges)
     return {
@@ -104,14 +102,14 @@ def build(stack: Stack) -> dict[str, Any]:
 
 
 def _grant_target(grant: Any, nodes: dict[str, Node]) -> str | None:
-    if isinstance(grant, iam.TableAccess):
+    if isinstance(grant, TableAccess):
         return f"table:{grant.table_key}"
-    if isinstance(grant, iam.QueueAccess):
+    if isinstance(grant, QueueAccess):
         # A handler's own sends to a DLQ (poison messages) are drawn by the redrive edge.
         return None if grant.dlq else f"queue:{grant.queue_key}"
-    if isinstance(grant, iam.TopicAccess):
+    if isinstance(grant, TopicAccess):
         return f"topic:{grant.topic_key}"
-    if isinstance(grant, iam.IdentityAccess):
+    if isinstance(grant, IdentityAccess):
         nodes.setdefault(MAIL, Node(MAIL, "mail", "SES mail"))
         return MAIL
     # Object writes (presigned uploads, rejects reports) are not drawn: the upload

@@ -4,7 +4,7 @@ When Lambda has retried an asynchronous event (S3, SNS) as often as the
 function's settings allow, it sends a *record* of it to the on-failure
 destination and moves on: the event itself, what the function answered, and
 how many times it tried. The local runtime does the same when the stack
-declares :class:`~infra.declaration.AsyncInvokeSettings` for the function;
+declares :class:`~infra.functions.AsyncInvokeSettings` for the function;
 ``ops dlq peek`` and ``ops dlq replay`` read these records.
 """
 

@@ -9,7 +9,7 @@ then polled like any other, one message per invocation, because S3 and SNS
 invoke Lambda asynchronously, one event at a time.
 
 Lambda retries a failed asynchronous invocation twice (or as the function's
-declared :class:`~infra.declaration.AsyncInvokeSettings` say), each attempt
+declared :class:`~infra.functions.AsyncInvokeSettings` say), each attempt
 with the same request id. After the last failed attempt, a function with a
 declared on-failure queue gets Lambda's failure record sent there
 (:mod:`localcloud.runtime.destinations`); for any other function the internal

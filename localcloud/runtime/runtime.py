@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from infra.declaration import Stack
-from infra.provision import Outputs
+from infra.outputs import Outputs
+from infra.resources import Stack
 from infra.stageconfig import StageConfig
 from localcloud.runtime import capture
 from localcloud.runtime.environ import Environment

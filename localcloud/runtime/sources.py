@@ -58,7 +58,7 @@ def _poller(config: Any, wiring: Wiring) -> Poller:
             arn=queue["arn"],
             batch_size=config.batch_size,
             window_seconds=config.maximum_batching_window_in_seconds or 0,
-            # The declared bound (infra.declaration), else the decorator's.
+            # The declared bound (infra.stack), else the decorator's.
             concurrency=(
                 settings.maximum_concurrency or config.maximum_concurrency or DEFAULT_CONCURRENCY
             ),

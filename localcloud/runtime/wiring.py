@@ -6,8 +6,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.declaration import EventSourceSettings, Stack
-from infra.provision import Outputs
+from infra.functions import EventSourceSettings
+from infra.outputs import Outputs
+from infra.resources import Stack
 from infra.stageconfig import StageConfig
 from localcloud.runtime.capture import ThreadStdout
 from localcloud.runtime.environ import Environment

@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from infra.declaration import EventSourceSettings, Function, Queue, Subscription, declare
+from infra.functions import EventSourceSettings, Function
+from infra.resources import Queue, Subscription
+from infra.stack import declare
 from localcloud.console import metrics, pipeline
 from localcloud.console.server import ConsoleServer, NotLocalError
 from ops.target import Target

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.declaration import Stack, declare
 from infra.package import package
+from infra.resources import Stack
+from infra.stack import declare
 from infra.stageconfig import PROJECT_DIR, StageConfig
 from tests.infra.motogaps import moto_gaps  # noqa: F401 (a fixture, for test_deploy)
 from tests.plugins.iam_calls import RECORDER, Recorder

@@ -300,7 +300,7 @@ def test_subscriptions_render_alike_and_provisioning_them_twice_changes_nothing(
     everywhere, and the provisioner's Subscribe is idempotent."""
     from dataclasses import replace
 
-    from infra.declaration import Queue, Subscription
+    from infra.resources import Queue, Subscription
 
     base = stack_for("local")
     extra_queues = (

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from infra import cloudformation
-from infra.declaration import declare
 from infra.package import package
+from infra.stack import declare
 from infra.stageconfig import PROJECT_DIR, StageConfig
 from tests.infra.conftest import project_copy, stack_for
 

@@ -19,7 +19,8 @@ from cfnlint.api import lint
 
 from infra import cloudformation, iam, terraform
 from infra.arns import Account
-from infra.declaration import AsyncInvokeSettings, FailureQueue
+from infra.functions import AsyncInvokeSettings
+from infra.resources import FailureQueue
 from tests.infra.conftest import stack_for
 
 ACCOUNT = Account(account_id="123456789012", region="eu-west-1")

@@ -127,7 +127,7 @@ def test_declared_resources_are_all_in_the_template(prod_sam):
 
 def test_stream_mappings_render_their_retry_settings():
     """Any stream mapping, not only the orders one, renders every retry setting."""
-    from infra.declaration import EventSourceSettings
+    from infra.functions import EventSourceSettings
 
     stack = stack_for("prod")
     table = replace(stack.table("readings"), stream_view_type="NEW_IMAGE")

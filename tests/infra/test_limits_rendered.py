@@ -1,7 +1,7 @@
 """Concurrency, throttling, tracing, retention and encryption, as packaged.
 
 Each setting is declared once (``chalicelib.concurrency``, ``infra.limits``,
-``.chalice/config.json``, ``infra.declaration``); these tests read it back
+``.chalice/config.json``, ``infra.stack``); these tests read it back
 from the packaged CloudFormation (``chalice package`` plus the merge) and
 the Terraform files, so a renderer that drops one fails here.
 """

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.declaration import MessageKind, declare
+from infra.resources import MessageKind
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 
 

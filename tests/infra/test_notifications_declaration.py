@@ -10,7 +10,7 @@ import pytest
 from chalicelib.orders import claims, emails
 from chalicelib.orders.states import EventType
 from infra import arns, iam
-from infra.declaration import MAX_RECEIVE_COUNT
+from infra.resources import MAX_RECEIVE_COUNT
 from infra.stageconfig import StageConfig
 from tests.infra.conftest import stack_for
 from tests.plugins.iam_calls import iam_requests

@@ -15,8 +15,8 @@ import pytest
 
 from chalicelib.config import ConfigError, Settings
 from infra.__main__ import main
-from infra.declaration import declare
 from infra.package import package
+from infra.stack import declare
 from infra.stageconfig import StageConfig, UndeployableStageError
 from tests.infra.conftest import project_copy
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from infra.declaration import Stack
+from infra.resources import Stack
 from tests.infra.conftest import stack_for
 
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})

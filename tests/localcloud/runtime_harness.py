@@ -17,8 +17,10 @@ from moto.server import ThreadedMotoServer
 
 from chalicelib.aws import Clients
 from chalicelib.config import Settings
-from infra.declaration import Bucket, EventSourceSettings, Queue, Stack, Table
-from infra.provision import Outputs, Provisioner
+from infra.functions import EventSourceSettings
+from infra.outputs import Outputs
+from infra.provision import Provisioner
+from infra.resources import Bucket, Queue, Stack, Table
 from infra.stageconfig import StageConfig
 from localcloud.runtime import EventSourceRuntime
 from localcloud.runtime import sqs as sqs_poller

@@ -133,8 +133,8 @@ def test_the_s3_trigger_runs_through_the_local_runtime(monkeypatch, tmp_path):
     from chalicelib.clock import Clock
     from chalicelib.readings.jobs import IngestJobs
     from chalicelib.services import Services
-    from infra.declaration import declare
     from infra.provision import Provisioner
+    from infra.stack import declare
     from infra.stageconfig import StageConfig
     from localcloud.runtime import EventSourceRuntime
 

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 from chalice import Chalice
 
-from infra.declaration import AsyncInvokeSettings, Bucket, FailureQueue
+from infra.functions import AsyncInvokeSettings
 from infra.provision import Provisioner
+from infra.resources import Bucket, FailureQueue
 from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     _cloud,

@@ -8,7 +8,7 @@ from urllib.parse import unquote_plus
 
 from chalice import Chalice
 
-from infra.declaration import Bucket, Queue, QueueNotification
+from infra.resources import Bucket, Queue, QueueNotification
 from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     _cloud,

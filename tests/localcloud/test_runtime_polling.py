@@ -13,7 +13,7 @@ import threading
 
 from chalice import Chalice
 
-from infra.declaration import Queue
+from infra.resources import Queue
 from localcloud.runtime import poller
 from localcloud.runtime.runtime import SWITCH_INTERVAL_SECONDS
 from tests.localcloud.runtime_harness import (  # noqa: F401

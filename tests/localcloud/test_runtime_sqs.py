@@ -11,7 +11,8 @@ import pytest
 from chalice import Chalice
 
 from chalicelib.batch import RetryPolicy, sqs_batch
-from infra.declaration import EventSourceSettings, Queue
+from infra.functions import EventSourceSettings
+from infra.resources import Queue
 from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     Recorder,

@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 from chalice import Chalice
 
-from infra.declaration import EventSourceSettings, KeyAttribute, Queue, Table
+from infra.functions import EventSourceSettings
+from infra.resources import KeyAttribute, Queue, Table
 from localcloud import mototransactions
 from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,

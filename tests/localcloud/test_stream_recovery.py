@@ -22,7 +22,8 @@ from botocore.exceptions import ClientError
 from chalice import Chalice
 
 from chalicelib.aws import client_config
-from infra.declaration import EventSourceSettings, KeyAttribute, Table
+from infra.functions import EventSourceSettings
+from infra.resources import KeyAttribute, Table
 from localcloud import motoiterators
 from localcloud.motoprocess import MotoProcess
 from tests.localcloud.runtime_harness import (  # noqa: F401

@@ -18,7 +18,7 @@ from rich.console import Console
 from chalicelib.aws import Clients
 from chalicelib.config import REDRIVE_ATTRIBUTE
 from chalicelib.readings.chunks import encode_chunk, encode_row
-from infra.declaration import MAX_RECEIVE_COUNT
+from infra.resources import MAX_RECEIVE_COUNT
 from ops.__main__ import main
 from ops.peek import peek
 from ops.redrive import RUN_ATTRIBUTE, redrive

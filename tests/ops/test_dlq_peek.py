@@ -1,6 +1,6 @@
 """``ops dlq peek QUEUE`` decodes each queue's messages as what that queue carries.
 
-One message of each kind the declaration names (``infra.declaration.MessageKind``)
+One message of each kind the declaration names (``infra.resources.MessageKind``)
 sits in the DLQ or on-failure queue it would reach, shaped as its producer
 makes it; the peek, run as the runbook writes it, must describe it as that
 kind and nothing else, and show an intake rejection's code and reason first.
@@ -16,8 +16,9 @@ from rich.console import Console
 
 from chalicelib.orders.events import OrderEvent, event_id
 from chalicelib.readings.chunks import encode_chunk, encode_row
-from infra.declaration import MessageKind, declare
 from infra.provision import Provisioner
+from infra.resources import MessageKind
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 from localcloud.runtime.destinations import failure_record
 from localcloud.runtime.invoke import ERROR, Outcome

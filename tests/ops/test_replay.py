@@ -14,7 +14,7 @@ from rich.console import Console
 
 from chalicelib.readings import handlers
 from chalicelib.readings.jobs import COMPLETED, FAILED, RUNNING, job_id
-from infra.declaration import MAX_RECEIVE_COUNT
+from infra.resources import MAX_RECEIVE_COUNT
 from ops.__main__ import main
 from tests.readings import pipeline
 

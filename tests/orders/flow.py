@@ -69,7 +69,7 @@ def deliver_as_lambda(services, outputs, queue_key: str, handler) -> list[dict[s
     """Deliver a queue as Lambda's poller would, each failure waited out (made visible
     again at once), until the queue is empty or a message has had more than its
     receives (the DLQ takes it); returns the handler's responses."""
-    from infra.declaration import MAX_RECEIVE_COUNT
+    from infra.resources import MAX_RECEIVE_COUNT
 
     sqs, queue = services.clients.sqs, outputs.queues[queue_key]
     responses = []

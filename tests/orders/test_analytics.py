@@ -22,7 +22,7 @@ from chalicelib.errors import BadRequest
 from chalicelib.orders import analytics, handlers, service
 from chalicelib.orders.events import OrderEvent
 from chalicelib.orders.states import Actor, Status, event_type
-from infra.declaration import MAX_RECEIVE_COUNT
+from infra.resources import MAX_RECEIVE_COUNT
 from ops.__main__ import main as ops_main
 from tests.events import sqs_event
 from tests.orders.flow import OrderFlow

@@ -40,8 +40,8 @@ from chalicelib.orders import analytics, handlers, notifications, service
 from chalicelib.orders.model import OrderRequest, ProductInput
 from chalicelib.orders.states import Actor, Status
 from chalicelib.services import Services
-from infra.declaration import declare
 from infra.provision import Provisioner
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 from localcloud import outbox
 from localcloud.motopatch import applied

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from chalicelib.aws import Clients
 from chalicelib.orders import handlers
-from infra.declaration import declare
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 from localcloud.runtime.sqs import lambda_record
 from ops.__main__ import main

@@ -14,7 +14,7 @@ from rich.console import Console
 from chalicelib.orders import handlers, service
 from chalicelib.orders.model import ProductInput
 from chalicelib.orders.states import Actor, Status
-from infra.declaration import MAX_RECEIVE_COUNT
+from infra.resources import MAX_RECEIVE_COUNT
 from localcloud.runtime.sqs import lambda_record
 from ops.__main__ import main as ops_main
 from tests.orders.flow import OrderFlow, deliver_as_lambda

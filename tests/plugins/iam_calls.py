@@ -333,7 +333,7 @@ def _stack_declaring(stage: str, function: str) -> Any:
     """
     import copy
 
-    from infra.declaration import declare
+    from infra.stack import declare
     from infra.stageconfig import StageConfig
 
     config = StageConfig.load(stage)
@@ -366,8 +366,8 @@ def _queue_arn(region: str, url_or_name: str) -> str:
 @functools.cache
 def conditioned_tables(stage: str) -> dict[str, str]:
     """Tables some grant of the stage restricts by key prefix: name -> partition key."""
-    from infra import iam
-    from infra.declaration import declare
+    from infra.grants import TableAccess
+    from infra.stack import declare
     from infra.stageconfig import StageConfig, UnknownStageError
 
     try:
@@ -376,9 +376,9 @@ def conditioned_tables(stage: str) -> dict[str, str]:
         return {}
     keys = {
         grant.table_key
-        for grants in iam.ACCESS.values()
-        for grant in grants
-        if isinstance(grant, iam.TableAccess) and grant.key_prefixes
+        for function in stack.functions
+        for grant in function.grants
+        if isinstance(grant, TableAccess) and grant.key_prefixes
     }
     return {stack.table(k).name: stack.table(k).partition_key.name for k in keys}
 

@@ -36,8 +36,8 @@ from urllib.parse import parse_qs
 
 from chalicelib.aws import Clients
 from chalicelib.services import Services
-from infra.declaration import declare
 from infra.provision import Provisioner
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 from localcloud import mototransactions
 from localcloud.runtime.streams import lambda_record as lambda_stream_record
@@ -46,7 +46,7 @@ from tests.reliability.world import Delivery, SteppingClock, World, shared_sessi
 
 STREAM_FUNCTION = "publish_order_events"
 STREAM_BATCH = 100  # the mapping's batch size (app.py)
-# The mapping's filter criteria (infra/declaration.py): REMOVE never reaches the function.
+# The mapping's filter criteria (infra/stack/orders.py): REMOVE never reaches the function.
 STREAM_EVENTS = ("INSERT", "MODIFY")
 # The consumers, in the order a drain first visits them.
 ORDER_QUEUES = ("order-intake", "inventory", "notifications", "analytics")
@@ -55,7 +55,7 @@ FANOUT = ("inventory", "notifications", "analytics")
 # The consumers that write orders, so that the stream has new records after them.
 WRITERS = ("order-intake", "inventory")
 READINGS = ("readings", "ingests", "ingest", "s3-events")
-# Lambda's MaximumRetryAttempts for the stream (infra/declaration.py): past it a
+# Lambda's MaximumRetryAttempts for the stream (infra/stack/orders.py): past it a
 # batch is discarded, so a scenario that needs more retries has lost events.
 STREAM_RETRIES = 5
 

@@ -14,7 +14,7 @@ import io
 import pytest
 from rich.console import Console
 
-from infra.declaration import MAX_RECEIVE_COUNT
+from infra.resources import MAX_RECEIVE_COUNT
 from ops.__main__ import main as ops_main
 from tests.reliability.faults import Call, Persistent
 from tests.reliability.world import assert_invariant, csv_file

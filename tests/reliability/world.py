@@ -36,8 +36,10 @@ from chalicelib.readings.jobs import DONE_STATES, ObjectRef
 from chalicelib.readings.model import CSV_COLUMNS, Reading
 from chalicelib.readings.store import reading_item
 from chalicelib.services import Services
-from infra.declaration import Stack, declare
-from infra.provision import Outputs, Provisioner
+from infra.outputs import Outputs
+from infra.provision import Provisioner
+from infra.resources import Stack
+from infra.stack import declare
 from infra.stageconfig import StageConfig
 from localcloud.runtime.context import LambdaContext
 from localcloud.runtime.sqs import lambda_record
