@@ -9,6 +9,7 @@ the constants, with the same text.
 from __future__ import annotations
 
 from chalicelib import metric_names
+from chalicelib.orders import analytics_store
 from infra import alarms
 
 
@@ -40,3 +41,9 @@ def test_each_metric_name_is_defined_once():
 
 def test_an_inventory_outcome_counts_under_its_own_name():
     assert metric_names.inventory_outcome("reserved") == "InventoryReserved"
+
+
+def test_the_analytics_counts_charted_are_the_counters_the_consumer_publishes():
+    published = tuple(metric_names.analytics_counter(c) for c in analytics_store.COUNTERS)
+    assert published == metric_names.ANALYTICS_COUNTS
+    assert metric_names.analytics_counter("orders_confirmed") == "OrdersConfirmed"
