@@ -22,7 +22,11 @@ from chalicelib.readings import handlers as readings_handlers
 from chalicelib.services import services
 
 settings = Settings.from_env()
-app = Chalice(app_name="eventflow")
+# The app and Powertools' service share the logger named "eventflow". Powertools
+# configures it (JSON, INFO); Chalice's own setup would set it to ERROR and stop
+# it propagating whenever its handler's stream is not the sys.stdout of the
+# moment (a test's captured output), dropping every INFO line, the audit trail's too.
+app = Chalice(app_name="eventflow", configure_logs=False)
 
 # Write routes, and every route over orders (they carry customers' personal
 # data), need SigV4-signed requests (IAM auth) in deployed stages; the local

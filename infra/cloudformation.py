@@ -1,29 +1,19 @@
-"""The ``chalice package --merge-template`` file, rendered from the declaration.
+"""The ``chalice package --merge-template`` file, rendered from the declared stack.
 
-Chalice generates the functions, their roles, their event sources and the API;
-this template is deep-merged into that output and adds:
+Chalice generates the functions, their roles, their event sources and the
+API; this template is deep-merged into that output. It holds every declared
+resource (keys, log groups, queues with their DLQs, tables, the bucket and
+its policies, topics and subscriptions, the sender identity, alarms, the
+dashboard), each rendered by exactly one function in :data:`RENDERERS`: a
+resource type without one raises :class:`UnrenderableResource` instead of
+being left out silently. What is merged into Chalice's own resources (each
+role's policy, the mapping settings, the API stage) is
+:mod:`infra.cloudformation_functions`; the logical ids both use are
+:mod:`infra.cloudformation_ids`.
 
-* every declared resource (queues with DLQs, tables, the bucket and its TLS-only
-  policy, the alerts topic, alarms, the dashboard), each rendered by exactly one
-  function in :data:`RENDERERS`: a resource type without one raises
-  :class:`UnrenderableResource` instead of being left out silently;
-* each role's policy, replaced by the least-privilege one from :mod:`infra.iam`
-  (lists are replaced whole by the merge, which is what we want here);
-* the event-source settings Chalice cannot express: ``FunctionResponseTypes``,
-  ``FilterCriteria`` and, on streams, bisect, retry bounds and the on-failure
-  destination;
-* for a function invoked asynchronously, an ``AWS::Lambda::EventInvokeConfig``
-  (retries and the on-failure queue). Only stages whose ingest trigger is
-  ``s3`` declare one, and ``chalice package`` cannot render those stages as
-  CloudFormation (it refuses ``on_s3_event``); the resource is rendered
-  anyway, so the merge template stays complete, and a test lints it inside
-  a packaged template. The queue or stream is overridden with an ``Fn::Sub`` of the
-  declared resource, the same intrinsic key Chalice uses, because merging an
-  ``Fn::GetAtt`` onto Chalice's ``Fn::Sub`` would leave two intrinsic keys in
-  one dict (cfn-lint E3017), and so that the mapping depends on the resource.
-
-Stateful resources (tables, the bucket) are retained when the stack is deleted
-or a change would replace them: losing data must take a deliberate step.
+Stateful resources (tables, the bucket, the key) are retained when the stack
+is deleted or a change would replace them: losing data must take a
+deliberate step.
 """
 
 from __future__ import annotations
@@ -32,10 +22,23 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from chalice.utils import to_cfn_resource_name
-
-from infra import arns, iam, keys
-from infra.functions import AsyncInvokeSettings, EventSourceSettings
+from infra import arns, cloudformation_functions, iam, keys
+from infra.cloudformation_ids import (
+    alarm_id,
+    bucket_id,
+    dashboard_id,
+    dlq_id,
+    email_identity_id,
+    failure_queue_id,
+    key_id,
+    log_group_id,
+    queue_id,
+    role_id,
+    sub,
+    subscription_id,
+    table_id,
+    topic_id,
+)
 from infra.resources import (
     Alarm,
     Bucket,
@@ -49,6 +52,7 @@ from infra.resources import (
     Subscription,
     Table,
     Topic,
+    UnrenderableResource,
 )
 from infra.shapes import (
     attribute_definitions,
@@ -62,78 +66,6 @@ from infra.shapes import (
 
 Template = dict[str, Any]
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
-
-
-class UnrenderableResource(TypeError):
-    """The declaration holds a resource type that no renderer knows."""
-
-
-def camel(key: str) -> str:
-    return to_cfn_resource_name(key.replace("/", "-"))
-
-
-# -- logical ids: the contract with Chalice's generated names ----------------
-
-
-def function_id(function: str) -> str:
-    # Chalice special-cases the API handler's logical id.
-    return "APIHandler" if function == "api_handler" else to_cfn_resource_name(function)
-
-
-def role_id(function: str) -> str:
-    return to_cfn_resource_name(f"{function}_role")
-
-
-def event_id(function: str, kind: str) -> str:
-    return to_cfn_resource_name(f"{function}-{kind}-event-source")
-
-
-def queue_id(queue: Queue) -> str:
-    return f"{camel(queue.key)}Queue"
-
-
-def failure_queue_id(queue: FailureQueue) -> str:
-    return f"{camel(queue.key)}Queue"
-
-
-def event_invoke_config_id(function: str) -> str:
-    return f"{function_id(function)}EventInvokeConfig"
-
-
-def dlq_id(queue: Queue) -> str:
-    return f"{camel(queue.key)}Dlq"
-
-
-def table_id(table: Table) -> str:
-    return f"{camel(table.key)}Table"
-
-
-def bucket_id(bucket: Bucket) -> str:
-    return f"{camel(bucket.key)}Bucket"
-
-
-def topic_id(topic: Topic) -> str:
-    return f"{camel(topic.key)}Topic"
-
-
-def alarm_id(alarm: Alarm) -> str:
-    return f"{camel(alarm.key)}Alarm"
-
-
-def dashboard_id(dashboard: Dashboard) -> str:
-    return f"{camel(dashboard.key)}Dashboard"
-
-
-def key_id(key: Key) -> str:
-    return f"{camel(key.key)}Key"
-
-
-def log_group_id(group: LogGroup) -> str:
-    return f"{camel(group.key)}Group"
-
-
-def sub(template: str) -> dict[str, str]:
-    return {"Fn::Sub": template}
 
 
 def _key(key: Key, stack: Stack) -> Template:
@@ -205,27 +137,6 @@ def _failure_queue(queue: FailureQueue, stack: Stack) -> Template:
                 "MessageRetentionPeriod": queue.retention_seconds,
                 "SqsManagedSseEnabled": True,
             },
-        }
-    }
-
-
-def event_invoke_config(stack: Stack, settings: AsyncInvokeSettings) -> Template:
-    """Retries and the on-failure queue of one asynchronously invoked function."""
-    target = stack.failure_queue(settings.on_failure_queue_key)
-    properties: dict[str, Any] = {
-        "FunctionName": {"Ref": function_id(settings.function)},
-        "Qualifier": "$LATEST",
-        "MaximumRetryAttempts": settings.maximum_retry_attempts,
-        "DestinationConfig": {
-            "OnFailure": {"Destination": {"Fn::GetAtt": [failure_queue_id(target), "Arn"]}}
-        },
-    }
-    if settings.maximum_event_age_seconds is not None:
-        properties["MaximumEventAgeInSeconds"] = settings.maximum_event_age_seconds
-    return {
-        event_invoke_config_id(settings.function): {
-            "Type": "AWS::Lambda::EventInvokeConfig",
-            "Properties": properties,
         }
     }
 
@@ -363,10 +274,6 @@ def _topic(topic: Topic, stack: Stack) -> Template:
     return {topic_id(topic): {"Type": "AWS::SNS::Topic", "Properties": properties}}
 
 
-def subscription_id(subscription: Subscription) -> str:
-    return f"{camel(subscription.key)}Subscription"
-
-
 def _subscription(subscription: Subscription, stack: Stack) -> Template:
     queue = stack.queue(subscription.queue_key)
     topic = stack.topic(subscription.topic_key)
@@ -393,10 +300,6 @@ def _subscription(subscription: Subscription, stack: Stack) -> Template:
         },
     }
     return rendered
-
-
-def email_identity_id(identity: EmailIdentity) -> str:
-    return f"{camel(identity.key)}EmailIdentity"
 
 
 def _email_identity(identity: EmailIdentity, stack: Stack) -> Template:
@@ -469,124 +372,6 @@ def render_resource(resource: object, stack: Stack) -> Template:
     return renderer(resource, stack)
 
 
-# -- functions: roles, mappings, environment ----------------------------------
-
-
-def event_properties(stack: Stack, source: EventSourceSettings) -> tuple[str, dict[str, Any]]:
-    """Chalice's event name and the SAM event properties to merge into it."""
-    properties: dict[str, Any] = {}
-    if source.report_batch_item_failures:
-        properties["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
-    if source.filter_patterns:
-        properties["FilterCriteria"] = {
-            "Filters": [{"Pattern": pattern} for pattern in source.filter_patterns]
-        }
-    if source.source_key in {queue.key for queue in stack.queues}:
-        properties["Queue"] = sub(f"${{{queue_id(stack.queue(source.source_key))}.Arn}}")
-        if source.maximum_concurrency:
-            properties["ScalingConfig"] = {"MaximumConcurrency": source.maximum_concurrency}
-        return event_id(source.function, "sqs"), properties
-    table = stack.table(source.source_key)
-    properties["Stream"] = sub(f"${{{table_id(table)}.StreamArn}}")
-    properties.update(source.stream_retry_settings())
-    if source.on_failure_queue_key:
-        target = stack.failure_queue(source.on_failure_queue_key)
-        properties["DestinationConfig"] = {
-            "OnFailure": {
-                "Type": "SQS",
-                "Destination": sub(f"${{{failure_queue_id(target)}.Arn}}"),
-            }
-        }
-    return event_id(source.function, "dynamodb"), properties
-
-
-def api_stage_properties(stack: Stack) -> dict[str, Any]:
-    """The REST API stage's tracing, throttling and access log (SAM ``AWS::Serverless::Api``)."""
-    api = stack.api
-    assert api is not None
-    access = stack.log_group(api.access_log_group)
-    return {
-        # X-Ray on the REST API stage (sampled), so a slow request can be traced.
-        "TracingEnabled": True,
-        "MethodSettings": [
-            {
-                "ResourcePath": "/*",
-                "HttpMethod": "*",
-                "ThrottlingRateLimit": api.rate_limit,
-                "ThrottlingBurstLimit": api.burst_limit,
-            }
-        ],
-        "AccessLogSetting": {
-            "DestinationArn": {"Fn::GetAtt": [log_group_id(access), "Arn"]},
-            "Format": api.ACCESS_LOG_FORMAT,
-        },
-    }
-
-
-def cfn_policy(document: dict[str, Any]) -> dict[str, Any]:
-    """An :mod:`infra.iam` document with each ARN template (in resources and
-    condition values) wrapped in ``Fn::Sub``."""
-    return iam.map_strings(document, sub)
-
-
-def _function_patches(stack: Stack) -> Template:
-    resources: Template = {}
-    if stack.api is not None:
-        resources["RestAPI"] = {"Properties": api_stage_properties(stack)}
-    uploads = stack.buckets[0] if stack.buckets else None
-    for function in stack.functions:
-        properties: dict[str, Any] = {}
-        if uploads is not None:
-            # A Ref orders the function after the bucket; the value equals the
-            # name the app would derive, so behaviour does not change.
-            properties["Environment"] = {
-                "Variables": {"EVENTFLOW_UPLOADS_BUCKET": {"Ref": bucket_id(uploads)}}
-            }
-        events = {}
-        for source in stack.event_sources:
-            if source.function == function.name:
-                name, event = event_properties(stack, source)
-                events[name] = {"Properties": event}
-        if events:
-            properties["Events"] = events
-        # Its log group (declared, with its retention) exists before it can log.
-        group = next(g for g in stack.log_groups if g.name == function.log_group)
-        resources[function_id(function.name)] = {
-            "DependsOn": [log_group_id(group)],
-            "Properties": properties,
-        }
-        asynchronous = stack.async_invoke(function.name)
-        if asynchronous is not None:
-            resources.update(event_invoke_config(stack, asynchronous))
-        resources[role_id(function.name)] = {
-            "Properties": {
-                "Policies": [
-                    {
-                        "PolicyName": f"{role_id(function.name)}Policy",
-                        "PolicyDocument": cfn_policy(iam.policy(stack, function.name)),
-                    }
-                ]
-            }
-        }
-    return resources
-
-
-def _outputs(stack: Stack) -> Template:
-    outputs: Template = {}
-    for queue in stack.queues:
-        outputs[f"{queue_id(queue)}Url"] = {"Value": {"Ref": queue_id(queue)}}
-        outputs[f"{dlq_id(queue)}Url"] = {"Value": {"Ref": dlq_id(queue)}}
-    for failures in stack.failure_queues:
-        outputs[f"{failure_queue_id(failures)}Url"] = {"Value": {"Ref": failure_queue_id(failures)}}
-    for table in stack.tables:
-        outputs[f"{table_id(table)}Name"] = {"Value": {"Ref": table_id(table)}}
-    for bucket in stack.buckets:
-        outputs[f"{bucket_id(bucket)}Name"] = {"Value": {"Ref": bucket_id(bucket)}}
-    for topic in stack.topics:
-        outputs[f"{topic_id(topic)}Arn"] = {"Value": {"Ref": topic_id(topic)}}
-    return outputs
-
-
 def merge_template(stack: Stack) -> Template:
     """The whole merge template for one stage."""
     resources: Template = {}
@@ -596,22 +381,8 @@ def merge_template(stack: Stack) -> Template:
         if clash:
             raise ValueError(f"logical ids declared twice: {sorted(clash)}")
         resources.update(rendered)
-    resources.update(_function_patches(stack))
-    return {"Resources": resources, "Outputs": _outputs(stack)}
-
-
-def check_merged(template: Template, stack: Stack) -> None:
-    """Fail if a patch named a logical id that Chalice did not generate.
-
-    A misnamed patch would merge into a new, typeless resource instead of
-    Chalice's one; catching it here names the culprit.
-    """
-    for function in stack.functions:
-        for logical_id in (function_id(function.name), role_id(function.name)):
-            if "Type" not in template["Resources"].get(logical_id, {}):
-                raise ValueError(
-                    f"{logical_id} is not in Chalice's template: Chalice's naming changed?"
-                )
+    resources.update(cloudformation_functions.function_patches(stack))
+    return {"Resources": resources, "Outputs": cloudformation_functions.outputs(stack)}
 
 
 def dumps(template: Template) -> str:

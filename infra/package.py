@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from infra import cloudformation, iam, terraform
+from infra import cloudformation, cloudformation_functions, iam, terraform, terraform_functions
 from infra.chalicecli import run, write_policy_files
 from infra.resources import Stack
 from infra.stageconfig import StageConfig
@@ -61,7 +61,7 @@ def package_cloudformation(
         project_dir,
         config,
         stack,
-        lambda f: cloudformation.cfn_policy(iam.policy(stack, f)),
+        lambda f: cloudformation_functions.cfn_policy(iam.policy(stack, f)),
     )
     run(
         ["package", "--stage", stack.stage, "--merge-template", str(merge_path), str(out_dir)],
@@ -69,7 +69,7 @@ def package_cloudformation(
         capture=True,
     )
     sam_path = out_dir / "sam.json"
-    cloudformation.check_merged(json.loads(sam_path.read_text()), stack)
+    cloudformation_functions.check_merged(json.loads(sam_path.read_text()), stack)
     return [sam_path, out_dir / "deployment.zip", merge_path]
 
 
@@ -88,7 +88,7 @@ def package_terraform(
     written = []
     for filename, document in (
         ("eventflow_resources.tf.json", terraform.resources(stack)),
-        ("eventflow_override.tf.json", terraform.override(stack)),
+        ("eventflow_override.tf.json", terraform_functions.override(stack)),
     ):
         path = out_dir / filename
         path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

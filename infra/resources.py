@@ -372,6 +372,10 @@ class Stack:
         raise KeyError(f"no event-source settings for function {function!r}")
 
 
+class UnrenderableResource(TypeError):
+    """The stack holds a resource type that a renderer does not know."""
+
+
 def _by_key(resources, key):
     for resource in resources:
         if resource.key == key:

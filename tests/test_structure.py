@@ -21,15 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("app", "benchmarks", "chalicelib", "infra", "localcloud", "ops")
 MAX_LINES = 400
 
-# Files still over MAX_LINES, each with its line count today. Each belongs to
-# other work in issue 17 (the infra model split); the entry goes when its file
-# is split. A file listed here
-# must not grow, and no other file may cross the limit.
-OVERSIZED = {
-    "infra/cloudformation.py": 691,
-    "infra/terraform.py": 569,
-}
-
 # package -> packages it must never import.
 FORBIDDEN = {
     "chalicelib": {"chalice", "localcloud", "infra", "ops"},
@@ -168,20 +159,11 @@ def test_a_package_never_imports_what_its_layer_forbids(files, package):
     assert offending == []
 
 
-def test_no_file_outside_tests_is_over_the_line_limit_except_the_listed_ones(files):
+def test_no_file_outside_tests_is_over_the_line_limit(files):
     sizes = {
         str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in files.values()
     }
-    over = {name: lines for name, lines in sizes.items() if lines > MAX_LINES}
-    assert {name: lines for name, lines in over.items() if name not in OVERSIZED} == {}
-    grown = {
-        name: (sizes.get(name), limit)
-        for name, limit in OVERSIZED.items()
-        if sizes.get(name, 0) > limit
-    }
-    assert grown == {}
-    # An entry whose file was split below the limit goes, so the limit applies to it again.
-    assert [name for name in OVERSIZED if sizes.get(name, 0) <= MAX_LINES] == []
+    assert {name: lines for name, lines in sizes.items() if lines > MAX_LINES} == {}
 
 
 def test_the_cycle_finder_sees_a_cycle_through_a_lazy_relative_import(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.aws import Clients
-from infra import cloudformation, terraform
+from infra import cloudformation, cloudformation_ids, terraform
 from infra.provision import Provisioner
 from tests.infra.conftest import stack_for
 
@@ -333,7 +333,7 @@ def test_subscriptions_render_alike_and_provisioning_them_twice_changes_nothing(
 def async_from_cloudformation(stack) -> Shape:
     resources = cloudformation.merge_template(stack)["Resources"]
     names = {lid: r["Properties"].get("QueueName") for lid, r in resources.items() if "Type" in r}
-    functions = {cloudformation.function_id(f.name): f.name for f in stack.functions}
+    functions = {cloudformation_ids.function_id(f.name): f.name for f in stack.functions}
     return {
         functions[r["Properties"]["FunctionName"]["Ref"]]: {
             "retries": r["Properties"]["MaximumRetryAttempts"],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import cloudformation
+from infra import cloudformation_ids
 from infra.package import package
 from infra.stack import declare
 from infra.stageconfig import PROJECT_DIR, StageConfig
@@ -70,5 +70,5 @@ def test_every_native_module_in_the_package_is_built_for_arm64(prod_package):
 def test_every_function_runs_on_arm64(prod_package):
     sam = json.loads((prod_package / "sam.json").read_text())
     for function in stack_for("prod").functions:
-        properties = sam["Resources"][cloudformation.function_id(function.name)]["Properties"]
+        properties = sam["Resources"][cloudformation_ids.function_id(function.name)]["Properties"]
         assert properties["Architectures"] == ["arm64"], function.name

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra import cloudformation
+from infra import cloudformation, cloudformation_functions, cloudformation_ids
 from infra.package import PackageError, package
 from infra.stageconfig import StageConfig
 from tests.infra.conftest import stack_for
@@ -73,21 +73,21 @@ def test_every_mapping_reports_batch_item_failures(prod_plain_cfn):
     assert len(mappings) == len(stack.event_sources)
     by_function = {props["FunctionName"]["Ref"]: props for props in mappings.values()}
     for source in stack.event_sources:
-        props = by_function[cloudformation.function_id(source.function)]
+        props = by_function[cloudformation_ids.function_id(source.function)]
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         # The mapping reads the declared queue or stream, by reference, not a copied name.
         if source.source_key in {q.key for q in stack.queues}:
-            source_id = cloudformation.queue_id(stack.queue(source.source_key))
+            source_id = cloudformation_ids.queue_id(stack.queue(source.source_key))
             assert props["EventSourceArn"] == {"Fn::Sub": f"${{{source_id}.Arn}}"}
         else:
-            table_id = cloudformation.table_id(stack.table(source.source_key))
+            table_id = cloudformation_ids.table_id(stack.table(source.source_key))
             assert props["EventSourceArn"] == {"Fn::Sub": f"${{{table_id}.StreamArn}}"}
             # A poison record is isolated, retried a bounded number of times, then
             # described on the on-failure queue.
             assert props["BisectBatchOnFunctionError"] is True
             assert props["MaximumRetryAttempts"] == source.maximum_retry_attempts
             assert props["MaximumRecordAgeInSeconds"] == source.maximum_record_age_seconds
-            target = cloudformation.failure_queue_id(
+            target = cloudformation_ids.failure_queue_id(
                 stack.failure_queue(source.on_failure_queue_key)
             )
             assert props["DestinationConfig"] == {
@@ -110,19 +110,19 @@ def test_declared_resources_are_all_in_the_template(prod_sam):
     stack = stack_for("prod")
     types = {k: v["Type"] for k, v in prod_sam["Resources"].items()}
     for queue in stack.queues:
-        assert types[cloudformation.queue_id(queue)] == "AWS::SQS::Queue"
-        assert types[cloudformation.dlq_id(queue)] == "AWS::SQS::Queue"
+        assert types[cloudformation_ids.queue_id(queue)] == "AWS::SQS::Queue"
+        assert types[cloudformation_ids.dlq_id(queue)] == "AWS::SQS::Queue"
     for table in stack.tables:
-        assert types[cloudformation.table_id(table)] == "AWS::DynamoDB::Table"
+        assert types[cloudformation_ids.table_id(table)] == "AWS::DynamoDB::Table"
     for alarm in stack.alarms:
-        assert types[cloudformation.alarm_id(alarm)] == "AWS::CloudWatch::Alarm"
+        assert types[cloudformation_ids.alarm_id(alarm)] == "AWS::CloudWatch::Alarm"
     assert "AWS::CloudWatch::Dashboard" in types.values()
     assert "AWS::S3::BucketPolicy" in types.values()
     assert "AWS::SQS::QueuePolicy" in types.values()
     # autogen_policy is off: one role per function, no shared default role.
     assert "DefaultRole" not in types
     for function in stack.functions:
-        assert types[cloudformation.role_id(function.name)] == "AWS::IAM::Role"
+        assert types[cloudformation_ids.role_id(function.name)] == "AWS::IAM::Role"
 
 
 def test_stream_mappings_render_their_retry_settings():
@@ -141,7 +141,7 @@ def test_stream_mappings_render_their_retry_settings():
         maximum_record_age_seconds=3600,
         on_failure_queue_key="order-events-failed",
     )
-    name, props = cloudformation.event_properties(stack, source)
+    name, props = cloudformation_functions.event_properties(stack, source)
     assert name == "OnReadingDynamodbEventSource"
     assert props == {
         "FunctionResponseTypes": ["ReportBatchItemFailures"],

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from chalicelib.concurrency import MAXIMUM_CONCURRENCY
-from infra import cloudformation, limits
+from infra import cloudformation, cloudformation_ids, limits
 from tests.infra.conftest import stack_for
 
 
@@ -31,8 +31,8 @@ def test_every_sqs_mapping_is_bounded_and_reserved_concurrency_covers_it(prod_sa
     sqs_sources = [s for s in stack.event_sources if s.source_key in {q.key for q in stack.queues}]
     assert {s.function for s in sqs_sources} <= set(MAXIMUM_CONCURRENCY)
     for source in sqs_sources:
-        function = rendered[cloudformation.function_id(source.function)]["Properties"]
-        event = function["Events"][cloudformation.event_id(source.function, "sqs")]
+        function = rendered[cloudformation_ids.function_id(source.function)]["Properties"]
+        event = function["Events"][cloudformation_ids.event_id(source.function, "sqs")]
         bound = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
         assert bound == source.maximum_concurrency == MAXIMUM_CONCURRENCY[source.function]
         assert 2 <= bound <= 1000  # what AWS accepts
@@ -40,13 +40,13 @@ def test_every_sqs_mapping_is_bounded_and_reserved_concurrency_covers_it(prod_sa
         # throttled messages count as receives on their way to the DLQ.
         assert function["ReservedConcurrentExecutions"] >= bound, source.function
     for declared in stack.functions:
-        properties = rendered[cloudformation.function_id(declared.name)]["Properties"]
+        properties = rendered[cloudformation_ids.function_id(declared.name)]["Properties"]
         assert properties["ReservedConcurrentExecutions"] == declared.reserved_concurrency
         assert properties["Tracing"] == "Active", declared.name
         # Its log group exists first: the role may not create one.
         group = next(g for g in stack.log_groups if g.name == declared.log_group)
-        resource = prod_sam["Resources"][cloudformation.function_id(declared.name)]
-        assert cloudformation.log_group_id(group) in resource["DependsOn"]
+        resource = prod_sam["Resources"][cloudformation_ids.function_id(declared.name)]
+        assert cloudformation_ids.log_group_id(group) in resource["DependsOn"]
 
 
 def test_the_api_stage_is_throttled_traced_and_access_logged(prod_sam):
@@ -64,7 +64,7 @@ def test_the_api_stage_is_throttled_traced_and_access_logged(prod_sam):
     assert api["TracingEnabled"] is True
     group = stack.log_group(stack.api.access_log_group)
     assert api["AccessLogSetting"]["DestinationArn"] == {
-        "Fn::GetAtt": [cloudformation.log_group_id(group), "Arn"]
+        "Fn::GetAtt": [cloudformation_ids.log_group_id(group), "Arn"]
     }
     fields = json.loads(api["AccessLogSetting"]["Format"])
     assert fields["route"] == "$context.resourcePath"  # the template, not the path
@@ -96,15 +96,15 @@ def test_the_topics_are_encrypted_with_the_declared_key(prod_sam):
     stack = stack_for("prod")
     resources = prod_sam["Resources"]
     key = stack.kms_key("data")
-    key_id = cloudformation.key_id(key)
+    key_id = cloudformation_ids.key_id(key)
     assert resources[key_id]["Properties"]["EnableKeyRotation"] is True
     for topic in stack.topics:
-        properties = resources[cloudformation.topic_id(topic)]["Properties"]
+        properties = resources[cloudformation_ids.topic_id(topic)]["Properties"]
         assert properties["KmsMasterKeyId"] == {"Ref": key_id}
     statements = {s["Sid"]: s for s in resources[key_id]["Properties"]["KeyPolicy"]["Statement"]}
     publishers = statements["PublishersUseKeyThroughSns"]
     assert publishers["Condition"]["ArnEquals"]["aws:PrincipalArn"] == [
-        {"Fn::GetAtt": [cloudformation.role_id("publish_order_events"), "Arn"]}
+        {"Fn::GetAtt": [cloudformation_ids.role_id("publish_order_events"), "Arn"]}
     ]
     assert sorted(publishers["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert statements["SnsUsesKeyForThisAccount"]["Principal"] == {"Service": "sns.amazonaws.com"}
@@ -121,7 +121,7 @@ def test_uploads_and_rejects_expire_after_the_stage_retention(stage):
     bucket = stack.bucket("uploads")
     days = limits.for_stage(stage).upload_retention_days
     assert dict(bucket.current_version_days) == {"incoming/": days, "rejects/": days}
-    rules = cloudformation.merge_template(stack)["Resources"][cloudformation.bucket_id(bucket)][
+    rules = cloudformation.merge_template(stack)["Resources"][cloudformation_ids.bucket_id(bucket)][
         "Properties"
     ]["LifecycleConfiguration"]["Rules"]
     expiring = {r["Prefix"]: r["ExpirationInDays"] for r in rules if "ExpirationInDays" in r}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import terraform
+from infra import terraform_functions, terraform_names
 from tests.infra.conftest import stack_for
 
 
@@ -55,7 +55,7 @@ def test_the_override_lifts_chalices_pins(terraform_dirs, stage):
     files = load(terraform_dirs[stage])
     assert files["chalice.tf.json"]["terraform"]["required_version"].endswith("< 1.4.0")
     pins = files["eventflow_override.tf.json"]["terraform"]
-    assert pins["required_version"] == terraform.REQUIRED_VERSION
+    assert pins["required_version"] == terraform_functions.REQUIRED_VERSION
     assert pins["required_providers"]["aws"]["version"].startswith(">= 5")
 
 
@@ -70,15 +70,15 @@ def test_every_mapping_reports_batch_item_failures(terraform_dirs, stage):
     for source in stack.event_sources:
         if source.source_key in queue_keys:
             body = overrides[f"{source.function}-sqs-event-source"]
-            queue = terraform.queue_name(stack.queue(source.source_key))
+            queue = terraform_names.queue_name(stack.queue(source.source_key))
             assert body["event_source_arn"] == f"${{aws_sqs_queue.{queue}.arn}}"
         else:
             body = overrides[f"{source.function}-dynamodb-event-source"]
-            table = terraform.name(stack.table(source.source_key).key)
+            table = terraform_names.name(stack.table(source.source_key).key)
             assert body["event_source_arn"] == f"${{aws_dynamodb_table.{table}.stream_arn}}"
             assert body["bisect_batch_on_function_error"] is True
             assert body["maximum_retry_attempts"] == source.maximum_retry_attempts
-            target = terraform.name(source.on_failure_queue_key)
+            target = terraform_names.name(source.on_failure_queue_key)
             assert body["destination_config"] == [
                 {"on_failure": [{"destination_arn": f"${{aws_sqs_queue.{target}.arn}}"}]}
             ]

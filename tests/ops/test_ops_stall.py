@@ -49,7 +49,8 @@ class Mapping:
         self.target = target
         self.release = threading.Event()
         self.seen: list[dict[str, Any]] = []
-        self.app = Chalice("eventflow")  # the declared names: eventflow-local-<function>
+        # The declared names: eventflow-local-<function>. Its logs stay Powertools'.
+        self.app = Chalice("eventflow", configure_logs=False)
         stream_arn = target.outputs.tables["orders"]["stream_arn"]
 
         @self.app.on_dynamodb_record(
