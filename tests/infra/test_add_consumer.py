@@ -1,7 +1,7 @@
 """The worked example of docs/architecture.md, "Adding a consumer": the steps it lists suffice.
 
 A fourth consumer of ``order-events`` is added to a temporary copy of the
-project by exactly those steps (:mod:`tests.infra.audit_consumer`). The copy's
+project by exactly those steps (:mod:`tests.infra.loyalty_consumer`). The copy's
 own modules then run in fresh interpreters (working directory and
 ``PYTHONPATH`` the copy; :mod:`tests.infra.consumer_probe` reports what they
 declare and provision), and ``python -m infra package`` packages the copy for
@@ -23,8 +23,15 @@ import pytest
 
 from chalicelib.orders.states import EventType
 from infra import iam
-from tests.infra.audit_consumer import CONCURRENCY, FUNCTION, KEY, MEMORY, TIMEOUT, audited_copy
 from tests.infra.conftest import stack_for
+from tests.infra.loyalty_consumer import (
+    CONCURRENCY,
+    FUNCTION,
+    KEY,
+    MEMORY,
+    TIMEOUT,
+    copy_with_loyalty,
+)
 from tests.plugins.iam_calls import EVENT_HANDLERS, event_handlers, handler_modules
 
 PROBE = Path(__file__).with_name("consumer_probe.py")
@@ -61,7 +68,7 @@ def example(tmp_path_factory) -> dict[str, Any]:
     when that command failed.
     """
     root = tmp_path_factory.mktemp("add-consumer")
-    project = audited_copy(root / "project")
+    project = copy_with_loyalty(root / "project")
     probe = [sys.executable, "-c", PROBE.read_text()]
     package = [sys.executable, "-m", "infra", "package"]
     commands = {
@@ -159,7 +166,7 @@ def test_the_entry_declares_the_queue_its_dlq_subscription_mapping_and_function(
     assert declared["grant_types"] == ["TableAccess"]
     assert function["grants"] == [
         {"table_key": "idempotency", "actions": "PutItem", "indexes": False,
-         "key_prefixes": ["audit#"]}
+         "key_prefixes": ["loyalty#"]}
     ]  # fmt: skip
 
 
@@ -179,13 +186,13 @@ def test_its_policy_allows_what_it_was_granted_and_its_queue_and_nothing_else(ex
         (
             ("dynamodb:PutItem",),
             (table,),
-            json.dumps({"ForAllValues:StringLike": {iam.LEADING_KEYS: ["audit#*"]}}),
+            json.dumps({"ForAllValues:StringLike": {iam.LEADING_KEYS: ["loyalty#*"]}}),
         ),
         (tuple(sorted(iam.SQS_CONSUMER_ACTIONS)), (queue,), "null"),
     }
     logs = next(s for s in policy["Statement"] if s["Sid"] == "Logs")
     assert logs["Resource"] == [log_group, f"{log_group}:*"]
-    own, other = {iam.LEADING_KEYS: ["audit#e-1"]}, {iam.LEADING_KEYS: ["analytics#e-1"]}
+    own, other = {iam.LEADING_KEYS: ["loyalty#e-1"]}, {iam.LEADING_KEYS: ["analytics#e-1"]}
     assert iam.allows(policy, "dynamodb:PutItem", table, own)
     assert not iam.allows(policy, "dynamodb:PutItem", table, other)
     assert not iam.allows(policy, "dynamodb:UpdateItem", table, own)
@@ -234,7 +241,7 @@ def test_the_decorator_consumes_the_declared_queue(example):
 
 def test_importing_the_app_leaves_the_new_module_for_the_handler_to_load(example):
     loaded = declaration(example)["orders_modules_at_import"]
-    assert "chalicelib.orders.audit" not in loaded and "chalicelib.orders.handlers" in loaded
+    assert "chalicelib.orders.loyalty" not in loaded and "chalicelib.orders.handlers" in loaded
 
 
 def test_the_iam_call_recorder_finds_the_new_handler_without_being_told(example):
@@ -288,9 +295,9 @@ def test_cloudformation_packages_the_queue_subscription_mapping_and_role(example
     role = resources[properties["Role"]["Fn::GetAtt"][0]]
     [policy] = role["Properties"]["Policies"]
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert list(statements) == ["Logs", "Tracing", "TableIdempotency", "ConsumeAudit"]
+    assert list(statements) == ["Logs", "Tracing", "TableIdempotency", "ConsumeLoyalty"]
     assert statements["TableIdempotency"]["Condition"] == {
-        "ForAllValues:StringLike": {iam.LEADING_KEYS: ["audit#*"]}
+        "ForAllValues:StringLike": {iam.LEADING_KEYS: ["loyalty#*"]}
     }
 
 
@@ -330,7 +337,7 @@ def test_terraform_packages_the_queue_subscription_mapping_and_role(example, sta
         "Logs",
         "Tracing",
         "TableIdempotency",
-        "ConsumeAudit",
+        "ConsumeLoyalty",
     ]
 
 
@@ -356,4 +363,4 @@ def test_an_event_published_to_the_topic_is_recorded_once_by_the_new_handler(exa
     assert body["event_id"] == delivery["event_id"]
     # Delivered twice (a redelivery): both succeed, and one record is kept.
     assert delivery["answers"] == [{"batchItemFailures": []}] * 2
-    assert delivery["idempotency_ids"] == [f"audit#{delivery['event_id']}"]
+    assert delivery["idempotency_ids"] == [f"loyalty#{delivery['event_id']}"]

@@ -1,8 +1,8 @@
 """A fourth consumer of ``order-events``, added by the steps docs/architecture.md lists.
 
-"audit" records each order event it is delivered, once: a marker
-``audit#{event_id}`` in the idempotency table, written by a conditional put.
-:func:`add_audit_consumer` makes exactly the edits the "Adding a consumer"
+"loyalty" records each order event it is delivered, once: a marker
+``loyalty#{event_id}`` in the idempotency table, written by a conditional put.
+:func:`add_loyalty_consumer` makes exactly the edits the "Adding a consumer"
 section names, each as a developer would type it, and nothing else; an edit
 whose anchor has moved fails loudly, naming the file, so the example is
 updated rather than silently skipped.
@@ -19,14 +19,14 @@ from typing import Any
 from infra.stageconfig import PROJECT_DIR
 from tests.infra.conftest import project_copy
 
-FUNCTION = "audit_orders"
-KEY = "audit"
+FUNCTION = "award_points"
+KEY = "loyalty"
 CONCURRENCY = 2
 TIMEOUT = 30
 MEMORY = 256
 
-AUDIT_MODULE = '''\
-"""The audit consumer: a record of each order event delivered, kept once per event."""
+LOYALTY_MODULE = '''\
+"""The loyalty consumer: a record of each order event delivered, kept once per event."""
 
 from __future__ import annotations
 
@@ -34,36 +34,36 @@ from chalicelib.observability import logger
 from chalicelib.orders import keys, markers
 from chalicelib.orders.events import OrderEvent
 
-CONSUMER = keys.AUDIT_CONSUMER
+CONSUMER = keys.LOYALTY_CONSUMER
 
 
 def apply(event: OrderEvent, services) -> str:
-    """Record ``event`` (its marker ``audit#{event_id}``); ``duplicate`` if it was before."""
+    """Record ``event`` (its marker ``loyalty#{event_id}``); ``duplicate`` if it was before."""
     recorded = markers.commit_once(
         services.clients.dynamodb, markers.event_marker(CONSUMER, event.event_id, services), []
     )
-    logger.info("order event audited", extra={"event_type": event.event_type})
+    logger.info("order event for loyalty points", extra={"event_type": event.event_type})
     return "recorded" if recorded else "duplicate"
 '''
 
-KEYS_ENTRY = 'AUDIT_CONSUMER = "audit"\n'
+KEYS_ENTRY = 'LOYALTY_CONSUMER = "loyalty"\n'
 
-METRIC_ENTRY = 'AUDIT_FAILURES = "AuditFailures"\n'
+METRIC_ENTRY = 'LOYALTY_FAILURES = "LoyaltyFailures"\n'
 
 HANDLER_BODY = """
 
-audit = lazy("chalicelib.orders.audit")
+loyalty = lazy("chalicelib.orders.loyalty")
 
 
-def audit_orders(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
+def award_points(event: dict[str, Any], context: Any, services) -> dict[str, Any]:
     return _consume_order_events(
-        "audit_orders",
+        "award_points",
         event,
         context,
         services,
-        lambda order_event: audit.apply(order_event, services),
-        failure_metric=metric_names.AUDIT_FAILURES,
-        failure_log="audit event failed; SQS will redeliver it",
+        lambda order_event: loyalty.apply(order_event, services),
+        failure_metric=metric_names.LOYALTY_FAILURES,
+        failure_log="loyalty event failed; SQS will redeliver it",
     )
 """
 
@@ -93,7 +93,7 @@ STACK_ENTRY = f"""\
                 TableAccess(
                     "idempotency",
                     "PutItem",
-                    key_prefixes=(keys.marker_id(keys.AUDIT_CONSUMER, ""),),
+                    key_prefixes=(keys.marker_id(keys.LOYALTY_CONSUMER, ""),),
                 ),
             ),
         ),
@@ -124,10 +124,10 @@ def _append(path: Path, text: str) -> None:
     path.write_text(path.read_text() + text)
 
 
-def add_audit_consumer(project: Path) -> None:
+def add_loyalty_consumer(project: Path) -> None:
     """Apply the documented steps to the project at ``project``."""
     orders = project / "chalicelib" / "orders"
-    (orders / "audit.py").write_text(AUDIT_MODULE)
+    (orders / "loyalty.py").write_text(LOYALTY_MODULE)
     _append(orders / "keys.py", "\n" + KEYS_ENTRY)
     _append(project / "chalicelib" / "metric_names.py", "\n" + METRIC_ENTRY)
     _append(orders / "handlers.py", HANDLER_BODY)
@@ -147,11 +147,11 @@ def add_audit_consumer(project: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
-def audited_copy(target: Path) -> Path:
-    """A copy of the project (``infra/`` included) with the audit consumer added."""
+def copy_with_loyalty(target: Path) -> Path:
+    """A copy of the project (``infra/`` included) with the loyalty consumer added."""
     project = project_copy(target)
     shutil.copytree(
         PROJECT_DIR / "infra", project / "infra", ignore=shutil.ignore_patterns("__pycache__")
     )
-    add_audit_consumer(project)
+    add_loyalty_consumer(project)
     return project
