@@ -33,6 +33,7 @@ call per item of a transaction, and checked against the condition.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
 import functools
@@ -56,24 +57,38 @@ APP_FILE = str(PROJECT / "app.py")
 # Code that plays Lambda's part (pollers, metrics, the operator CLI): its calls
 # are the platform's or an operator's, never a function's.
 NOT_LAMBDA_DIRS = (str(PROJECT / "localcloud") + os.sep, str(PROJECT / "ops") + os.sep)
-# The modules that hold the handlers' bodies, one per domain; tests that skip
-# app.py's wrappers call these directly.
-HANDLER_MODULES = ("chalicelib.readings.handlers", "chalicelib.orders.handlers")
+
+
+def handler_modules(project: Path) -> tuple[str, ...]:
+    """The modules that hold the handlers' bodies, one per domain (``chalicelib/*/handlers.py``);
+    tests that skip app.py's wrappers call these directly."""
+    found = (project / "chalicelib").glob("*/handlers.py")
+    return tuple(sorted(f"chalicelib.{path.parent.name}.handlers" for path in found))
+
+
+def event_handlers(app_file: Path) -> frozenset[str]:
+    """The functions ``app.py`` registers with an ``@app.on_...`` decorator, read from
+    its source: both ingest triggers' (a stage registers one), and a new consumer's
+    without a list to keep. A handler's body in a handler module has its name."""
+    return frozenset(
+        node.name
+        for node in ast.walk(ast.parse(Path(app_file).read_text()))
+        if isinstance(node, ast.FunctionDef)
+        and any(
+            isinstance(decorator, ast.Call)
+            and isinstance(decorator.func, ast.Attribute)
+            and decorator.func.attr.startswith("on_")
+            for decorator in node.decorator_list
+        )
+    )
+
+
+HANDLER_MODULES = handler_modules(PROJECT)
 HANDLER_FILES = frozenset(
     {APP_FILE, *(str(PROJECT / (m.replace(".", os.sep) + ".py")) for m in HANDLER_MODULES)}
 )
-EVENT_HANDLERS = frozenset(
-    {
-        "ingest_from_queue",
-        "ingest_from_s3",
-        "write_readings",
-        "intake_orders",
-        "publish_order_events",
-        "update_inventory",
-        "send_notifications",
-        "update_analytics",
-    }
-)
+EVENT_HANDLERS = event_handlers(Path(APP_FILE))
+
 # Calls that IAM never authorizes: any principal may make them.
 UNAUTHORIZED_CALLS = frozenset({("sts", "GetCallerIdentity")})
 # moto's default account; recorded ARNs use it where a call names no account.
