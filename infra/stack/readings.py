@@ -1,6 +1,6 @@
 """The readings domain: CSV uploads to S3, chunks on a queue, readings in DynamoDB.
 
-An upload under ``uploads/`` is announced to the ingest function, directly
+An upload under ``incoming/`` is announced to the ingest function, directly
 (``on_s3_event``, the ``s3`` trigger) or through the ``s3-events`` queue (the
 ``sqs`` trigger, for stages packaged as CloudFormation, which cannot render
 ``on_s3_event``). The ingest function streams the file, puts its rows on the
