@@ -25,7 +25,9 @@ def _import_app(env: dict[str, str]) -> dict:
         "e.Endpoint.make_request = lambda self, *a, **k: calls.append(1)\n"
         "import app\n"
         "sources = sorted((s.name, type(s).__name__) for s in app.app.event_sources)\n"
-        "print(json.dumps({'sources': sources, 'calls': len(calls)}))\n"
+        "queues = {s.name: [s.queue, s.maximum_concurrency]\n"
+        "          for s in app.app.event_sources if hasattr(s, 'queue')}\n"
+        "print(json.dumps({'sources': sources, 'queues': queues, 'calls': len(calls)}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -54,6 +56,22 @@ def test_the_stage_setting_registers_exactly_one_ingest_trigger(trigger, ingest)
     ]
     assert found["sources"] == sorted([list(ingest), *others])
     assert found["calls"] == 0
+
+
+@pytest.mark.parametrize("stage", ["local", "dev", "prod"])
+def test_each_sqs_handler_consumes_the_queue_its_stage_declares(stage):
+    # The packaged templates point each mapping at the declared queue whatever
+    # app.py names, so a mismatch would only show under `chalice deploy` or
+    # the local cloud; here it shows at once.
+    config = StageConfig.load(stage)
+    stack = declare(config)
+    found = _import_app(config.environment())
+    declared = {
+        source.function: [stack.queue(source.source_key).name, source.maximum_concurrency]
+        for source in stack.event_sources
+        if source.source_key in {queue.key for queue in stack.queues}
+    }
+    assert found["queues"] == declared
 
 
 def test_the_config_stages_choose_their_triggers():
