@@ -22,7 +22,7 @@ that loses writes:
 * **SNS** looks for an existing subscription, then adds one: two subscribes
   of one endpoint make two, and every message is delivered twice.
 
-:func:`install` serializes each service's requests with one lock per
+The patches in :data:`PATCHES` serialize each service's requests with one lock per
 service, wrapped around moto's request handlers, and adds every message to a
 queue under the SQS lock (S3 notifications and SNS deliveries add messages
 without an SQS request). A long poll must not hold the SQS lock while it
@@ -34,7 +34,8 @@ Locks are taken in one order only (S3 or SNS, then SQS), so they cannot
 deadlock. The cost is throughput on many cores; moto's handlers are short and
 hold the GIL anyway. Each part is a :class:`~localcloud.motopatch.Patch` of
 moto's classes, so it applies to every moto server in the process, and to
-``mock_aws`` too; :func:`uninstall` gives moto its own code back.
+``mock_aws`` too; ``motopatch.applied(*PATCHES)`` installs them for a block, and
+uninstalling gives moto its own code back.
 """
 
 from __future__ import annotations
@@ -139,18 +140,3 @@ PATCHES = (
     S3_REQUESTS,
     SNS_REQUESTS,
 )
-
-
-def install() -> None:
-    """Serialize moto's DynamoDB, SQS, S3 and SNS requests (undo with :func:`uninstall`)."""
-    for patch in PATCHES:
-        patch.install()
-
-
-def uninstall() -> None:
-    for patch in reversed(PATCHES):
-        patch.uninstall()
-
-
-def installed() -> bool:
-    return all(patch.installed() for patch in PATCHES)

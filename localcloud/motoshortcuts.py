@@ -21,7 +21,7 @@ Two places cost the local cloud more than the work they do:
 
 Each part is a :class:`~localcloud.motopatch.Patch` of moto's classes, so it
 applies to every moto server in the process, and to ``mock_aws`` too;
-:func:`uninstall` gives moto its own code back.
+uninstalling gives moto its own code back.
 """
 
 from __future__ import annotations
@@ -87,18 +87,3 @@ ITEM_SIZE = Patch(
     {Target("moto.dynamodb.models.dynamo_type", "Item", "__init__"): _sized_in_one_pass},
 )
 PATCHES = (BACKEND_LOOKUP, ITEM_SIZE)
-
-
-def install() -> None:
-    """Memoize moto's host-to-backend lookup and size new items in one pass."""
-    for patch in PATCHES:
-        patch.install()
-
-
-def uninstall() -> None:
-    for patch in reversed(PATCHES):
-        patch.uninstall()
-
-
-def installed() -> bool:
-    return all(patch.installed() for patch in PATCHES)

@@ -218,17 +218,3 @@ TRANSACTIONS = Patch(
     {Target("moto.dynamodb.models", "DynamoDBBackend", "transact_write_items"): _all_or_nothing},
 )
 PATCHES = (TRANSACTIONS,)
-
-
-def install() -> None:
-    """Replace moto's ``transact_write_items`` (undo with :func:`uninstall`)."""
-    TRANSACTIONS.install()
-
-
-def uninstall() -> None:
-    """Give moto its own ``transact_write_items`` back."""
-    TRANSACTIONS.uninstall()
-
-
-def installed() -> bool:
-    return TRANSACTIONS.installed()

@@ -13,17 +13,15 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
 from localcloud import mototransactions
+from localcloud.motopatch import applied
 
 CONFIG = Config(account_id_endpoint_mode="disabled", retries={"max_attempts": 1})
 
 
 @pytest.fixture
 def patched() -> Iterator[None]:
-    mototransactions.install()
-    try:
+    with applied(mototransactions.TRANSACTIONS):
         yield
-    finally:
-        mototransactions.uninstall()
 
 
 @pytest.fixture
@@ -70,14 +68,11 @@ def _keys(dynamodb) -> list[str]:
 
 def test_install_replaces_the_method_moto_calls_and_uninstall_restores_it():
     original = DynamoDBBackend.transact_write_items
-    mototransactions.install()
-    try:
+    with applied(mototransactions.TRANSACTIONS):
         assert DynamoDBBackend.transact_write_items is not original
-        assert mototransactions.installed()
-    finally:
-        mototransactions.uninstall()
+        assert mototransactions.TRANSACTIONS.installed()
     assert DynamoDBBackend.transact_write_items is original
-    assert not mototransactions.installed()
+    assert not mototransactions.TRANSACTIONS.installed()
 
 
 def test_moto_alone_strands_open_iterators_on_a_cancelled_transaction(table):

@@ -13,6 +13,7 @@ from chalice import Chalice
 from infra.functions import EventSourceSettings
 from infra.resources import KeyAttribute, Queue, Table
 from localcloud import mototransactions
+from localcloud.motopatch import applied
 from tests.localcloud.runtime_harness import (  # noqa: F401
     Cloud,
     _cloud,
@@ -206,11 +207,8 @@ def test_filter_criteria_select_stream_records(cloud: Cloud):
 def all_or_nothing_transactions() -> Iterator[None]:
     # What the local cloud's moto gets from motoprocess.prepare(); undone after,
     # so later tests see the moto they expect.
-    mototransactions.install()
-    try:
+    with applied(mototransactions.TRANSACTIONS):
         yield
-    finally:
-        mototransactions.uninstall()
 
 
 def test_a_lost_transaction_race_leaves_the_stream_flowing(

@@ -40,6 +40,7 @@ from infra.provision import Provisioner
 from infra.stack import declare
 from infra.stageconfig import StageConfig
 from localcloud import mototransactions
+from localcloud.motopatch import applied
 from localcloud.runtime.streams import lambda_record as lambda_stream_record
 from tests.reliability.faults import Call, Execute, Rule, SimulatedCrash
 from tests.reliability.world import Delivery, SteppingClock, World, shared_session
@@ -324,13 +325,9 @@ def orders_world(worlds, *rules: Rule) -> Iterator[OrdersWorld]:
     worlds.clock.uniform = lambda low, high: low
     # DynamoDB's transactions, not moto's: a cancelled one changes nothing, instead
     # of restoring deep copies of every table it touched (streams included).
-    patched = not mototransactions.installed()
-    if patched:
-        mototransactions.install()
-    try:
-        with worlds.new(*rules, build=build_orders_world) as world:
-            assert isinstance(world, OrdersWorld)
-            yield world
-    finally:
-        if patched:
-            mototransactions.uninstall()
+    with (
+        applied(mototransactions.TRANSACTIONS),
+        worlds.new(*rules, build=build_orders_world) as world,
+    ):
+        assert isinstance(world, OrdersWorld)
+        yield world
