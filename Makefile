@@ -18,9 +18,13 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) -m localcloud up
 
+# One worker per core; a test file's tests stay on one worker, so its fixtures
+# are built once. TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= auto
+
 test: venv checkov-venv browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 # The console's browser tests (tests/console) drive Debian's chromium through
 # Playwright; Playwright's own browser download needs the internet.

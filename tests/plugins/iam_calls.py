@@ -37,6 +37,7 @@ import ast
 import contextlib
 import contextvars
 import functools
+import json
 import os
 import sys
 import threading
@@ -506,10 +507,37 @@ def pytest_configure(config: pytest.Config) -> None:
     RECORDER.install()
 
 
+# What each xdist worker found, gathered by the controller (which runs no test).
+WORKER_SUMMARIES: list[dict[str, Any]] = []
+
+
+def _summary() -> dict[str, Any]:
+    return {
+        "calls": len(RECORDER.calls),
+        "functions": sorted({call.function for call in RECORDER.calls}),
+        "problems": RECORDER.violations() if RECORDER.calls else [],
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    summary = getattr(node, "workeroutput", {}).get("iam_calls")
+    if summary:
+        WORKER_SUMMARIES.append(json.loads(summary))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not RECORDER.calls:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # An xdist worker: its calls are judged here and reported by the controller,
+        # so a violation in any worker fails the run.
+        workeroutput["iam_calls"] = json.dumps(_summary())
         return
-    problems = RECORDER.violations()
+    summaries = [_summary(), *WORKER_SUMMARIES]
+    calls = sum(s["calls"] for s in summaries)
+    if not calls:
+        return
+    problems = [problem for s in summaries for problem in s["problems"]]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if problems:
         if reporter is not None:
@@ -518,8 +546,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 reporter.line(problem)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif reporter is not None:
-        functions = sorted({call.function for call in RECORDER.calls})
+        functions = sorted({f for s in summaries for f in s["functions"]})
         reporter.write_line(
-            f"least-privilege IAM: {len(RECORDER.calls)} recorded calls of "
-            f"{', '.join(functions)} are all allowed"
+            f"least-privilege IAM: {calls} recorded calls of {', '.join(functions)} are all allowed"
         )
