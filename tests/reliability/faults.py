@@ -163,7 +163,8 @@ THROTTLES = {
     "dynamodb": ("ProvisionedThroughputExceededException", "ThrottlingException"),
     "sqs": ("ThrottlingException", "RequestThrottled"),
     "s3": ("SlowDown",),
-    # SNS's modeled throttle, which botocore's standard mode does not retry.
+    # SNS's throttle. PublishBatch does not model it, so botocore's standard mode
+    # retries it as a 429 (it would not retry it on an operation that models it).
     "sns": ("Throttled",),
 }
 THROTTLE_STATUS = {"s3": 503, "sns": 429}

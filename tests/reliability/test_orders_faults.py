@@ -17,9 +17,10 @@ again (the consumers deduplicate), and a claim's or a mark's retry meets the
 claim as this very delivery left it, which the claim's token tells apart from
 another delivery's (:mod:`chalicelib.orders.claims`).
 
-SNS answers a throttled ``PublishBatch`` with ``Throttled`` (HTTP 429), which
-botocore's standard mode does not retry: the publisher reports the records,
-and the stream mapping delivers them again.
+SNS answers a throttled ``PublishBatch`` with ``Throttled`` (HTTP 429).
+PublishBatch does not model that error, so botocore's standard mode retries it
+as it retries any 429; the records are handed back to the stream mapping only
+once those retries are spent.
 """
 
 from __future__ import annotations
