@@ -186,7 +186,8 @@ class Key:
 
     * the account's administrators manage it, but not use it;
     * ``sns_publishers`` (function names) use it only through SNS, for the
-      topics it encrypts, which their own IAM policies must allow too;
+      topics it encrypts: the functions granted it through SNS (a
+      ``KeyAccess`` with ``via_service="sns"``; ``infra.stack`` finds them);
     * SNS itself use it, for this account's topics;
     * CloudWatch use it, so alarms can publish to a topic it encrypts;
     * CloudWatch Logs use it for the log groups it encrypts.
