@@ -10,6 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.jsontext import MAX_DEPTH, JsonTextError, depth, loads
+from chalicelib.orders.events import EventFormatError, parse_event
+from chalicelib.readings.chunks import ChunkFormatError, decode_chunk
+from chalicelib.readings.s3events import NotificationFormatError, refs_from_sqs_body
 
 DEEP = "[" * 5000 + "]" * 5000
 
@@ -90,3 +93,22 @@ def test_a_deeply_nested_cursor_is_a_400(api):
     assert response.status_code == 400 and json.loads(response.body)["details"][0]["field"] == (
         "cursor"
     )
+
+
+DEEP = "[" * 5_000 + "]" * 5_000
+
+
+@pytest.mark.parametrize(
+    ("parse", "error"),
+    [
+        (decode_chunk, ChunkFormatError),
+        (parse_event, EventFormatError),
+        (refs_from_sqs_body, NotificationFormatError),
+    ],
+    ids=["readings-chunk", "order-event", "s3-notification"],
+)
+def test_each_queue_consumer_refuses_a_body_nested_thousands_deep_as_malformed(parse, error):
+    # A RecursionError would be an unexpected failure, retried to the DLQ for
+    # nothing; a format error is the poison the consumer knows.
+    with pytest.raises(error):
+        parse(DEEP)

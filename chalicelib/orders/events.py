@@ -30,6 +30,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from chalicelib import jsontext
 from chalicelib.orders.states import EventType, Status, event_type
 from chalicelib.orders.store import order_from_values
 
@@ -76,7 +77,7 @@ def parse_event(body: str) -> OrderEvent:
     Raises :class:`EventFormatError` for anything that is not exactly an event.
     """
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
         event = OrderEvent(**data)
     except (TypeError, ValueError) as error:
         raise EventFormatError(f"message is not an order event: {error}") from None

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import jsontext
 from chalicelib.clock import Backoff
 from chalicelib.errors import ChunkFormatError, SendFailedError
 
@@ -54,7 +55,7 @@ def encode_row(row: list[str]) -> str:
 def decode_chunk(body: str) -> Chunk:
     """Parse a chunk message, refusing anything that is not exactly our format."""
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except (TypeError, ValueError) as error:
         raise ChunkFormatError(f"message body is not JSON: {error}") from None
     if not isinstance(data, dict) or data.get("v") != CHUNK_VERSION:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote_plus
 
+from chalicelib import jsontext
 from chalicelib.config import REJECTS_PREFIX, UPLOADS_PREFIX
 from chalicelib.errors import EventflowError
 from chalicelib.readings.jobs import ObjectRef
@@ -48,7 +48,7 @@ def refs_from_records(records: list[dict[str, Any]]) -> list[ObjectRef]:
 def refs_from_sqs_body(body: str) -> list[ObjectRef]:
     """An S3 notification delivered as an SQS message body; ``s3:TestEvent`` yields nothing."""
     try:
-        message = json.loads(body)
+        message = jsontext.loads(body)
     except ValueError:
         raise NotificationFormatError("message body is not JSON") from None
     if not isinstance(message, dict):
