@@ -14,7 +14,6 @@ them, and the peek shows them before anything else.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +66,8 @@ def _unknown(what: str, problem: str) -> Summary:
     return {"kind": "unknown", "problem": f"not {what}: {problem}"}
 
 
-def _json_object(body: str) -> dict[str, Any]:
+def json_object(body: str) -> dict[str, Any]:
+    """``body``'s JSON object; ValueError, naming the problem, for any other body."""
     try:
         # Bounded like the handlers' own parsing: a poison message nested
         # thousands deep is shown as such, not a RecursionError of the CLI.
@@ -105,8 +105,8 @@ def _s3_event(body: str) -> Summary:
 
 def _is_s3_test_event(body: str) -> bool:
     try:
-        return json.loads(body).get("Event") == "s3:TestEvent"
-    except (ValueError, AttributeError):
+        return json_object(body).get("Event") == "s3:TestEvent"
+    except ValueError:
         return False
 
 
@@ -121,7 +121,7 @@ def _intake(body: str) -> Summary:
     # The envelope only: whether the order itself can be applied (products,
     # states, keys) is the handler's question, and a rejection says its answer.
     try:
-        message = _json_object(body)
+        message = json_object(body)
         kind, data = message.get("type"), message.get("data")
         if not isinstance(kind, str) or not isinstance(data, dict):
             raise ValueError('it needs a "type" string and a "data" object')
@@ -157,7 +157,7 @@ def _order_event(body: str) -> Summary:
 
 def _stream_failure(body: str) -> Summary:
     try:
-        record = _json_object(body)
+        record = json_object(body)
         info, context = record.get("DDBStreamBatchInfo"), record.get("requestContext")
         if not isinstance(info, dict) or not isinstance(context, dict):
             raise ValueError("it has no DDBStreamBatchInfo and requestContext")
@@ -178,10 +178,10 @@ def _stream_failure(body: str) -> Summary:
 def failure_record(body: str) -> dict[str, Any] | None:
     """Lambda's on-failure record of an asynchronous invocation, or None for anything else."""
     try:
-        record = json.loads(body)
+        record = json_object(body)
     except ValueError:
         return None
-    if not isinstance(record, dict) or not {"requestContext", "requestPayload"} <= set(record):
+    if not {"requestContext", "requestPayload"} <= set(record):
         return None
     return record
 

@@ -20,7 +20,6 @@ sequence number, stream ARN; not the records) to the on-failure queue
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from chalicelib.orders import handlers
 from chalicelib.orders.store import ORDER_PK
 from chalicelib.services import Services
 from chalicelib.streamrecords import lambda_record
+from ops.decode import json_object
 from ops.peek import peek
 from ops.queues import queue_url, work_through
 from ops.target import Target
@@ -60,7 +60,7 @@ def _services(target: Target) -> Services:
 
 def batch_info(body: str) -> dict[str, Any]:
     """The ``DDBStreamBatchInfo`` of an on-failure record; ValueError if it has none."""
-    info = json.loads(body).get("DDBStreamBatchInfo")
+    info = json_object(body).get("DDBStreamBatchInfo")
     if not isinstance(info, dict) or not {"shardId", "startSequenceNumber", "streamArn"} <= set(
         info
     ):
@@ -175,9 +175,10 @@ def run_failed(args: argparse.Namespace, target: Target, console: Console) -> in
     for message in peek(sqs, url, args.max):
         try:
             info = batch_info(message.body)
+            context = json_object(message.body).get("requestContext")
+            reason = context.get("condition") if isinstance(context, dict) else None
         except ValueError as error:
-            info = {"problem": str(error)}
-        reason = json.loads(message.body).get("requestContext", {}).get("condition")
+            info, reason = {"problem": str(error)}, None
         described.append({"message_id": message.message_id, "condition": reason, **info})
     if args.json:
         console.print_json(data={"queue": FAILED_QUEUE_KEY, "batches": described})

@@ -110,3 +110,26 @@ def test_republish_rebuilds_the_latest_event_from_the_table(target, shop):
     assert event == json.loads(from_stream.body())
     assert (event["event_type"], event["old_status"]) == ("ORDER_CANCELLED", "PENDING")
     assert ops("events", "republish", "0" * 32)[0] == 1
+
+
+ODD_BODIES = ["not json at all", "[1, 2]", '"a string"', "[" * 5_000 + "]" * 5_000]
+
+
+def test_descriptions_that_are_not_lambdas_are_listed_and_kept_not_a_crash(target, shop):
+    # GIVEN bodies in the on-failure queue that Lambda never wrote (a test message,
+    # another sender's JSON, a body nested deeper than Python's parser recurses)
+    failed_url = target.outputs.queues["order-events-failed"]["url"]
+    for body in ODD_BODIES:
+        target.clients.sqs.send_message(QueueUrl=failed_url, MessageBody=body)
+    # WHEN the operator looks at them and replays
+    code, output = ops("events", "failed", "--json")
+    # THEN each is listed with what is wrong with it
+    assert code == 0, output
+    batches = json.loads(output)["batches"]
+    assert len(batches) == len(ODD_BODIES)
+    assert all(b["problem"] for b in batches) and all(b["condition"] is None for b in batches)
+    # AND the replay keeps each one, naming it unreadable, and fails
+    code, output = ops("events", "replay", "--json")
+    kept = json.loads(output)["kept"]
+    assert code == 1 and len(kept) == len(ODD_BODIES)
+    assert all(k["reason"].startswith("unreadable") for k in kept)
