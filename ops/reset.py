@@ -2,21 +2,20 @@
 
 moto's ``POST /moto-api/reset`` drops every resource and item at once, which
 is what a developer wants between experiments, and what must never reach a
-real account. So the command refuses unless every service endpoint boto3
-resolves is this machine; a real AWS endpoint has no such route anyway, but
-the refusal must not depend on that.
+real account. So the command refuses unless every service endpoint the
+stage's clients resolve is one address on this machine; a real AWS endpoint
+has no such route anyway, but the refusal must not depend on that.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import urllib.request
 
 from rich.console import Console
 
 from infra.provision import Provisioner
-from ops.target import Target
+from ops.target import LOCAL_CHECKED_SERVICES, Target
 
 RESET_PATH = "/moto-api/reset"
 
@@ -26,14 +25,21 @@ class NotLocalError(RuntimeError):
 
 
 def reset_url(target: Target) -> str:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint or not target.is_local:
+    """moto's reset route on the one local endpoint that every checked service resolves to.
+
+    The endpoints are the clients' own, so the ``local`` stage's fallback to
+    the local cloud (no ``AWS_ENDPOINT_URL`` set) resets the cloud the other
+    commands read, and a service routed to another machine or another port
+    refuses the reset instead of emptying one moto and not the other.
+    """
+    endpoints = {target.endpoint(service).rstrip("/") for service in LOCAL_CHECKED_SERVICES}
+    if not target.is_local or len(endpoints) != 1:
         raise NotLocalError(
-            "reset only works against the local cloud: set AWS_ENDPOINT_URL to "
-            "http://127.0.0.1:<port> (and no AWS_ENDPOINT_URL_<SERVICE> elsewhere); "
-            f"the endpoint now is {target.endpoint()}"
+            "reset only works against the local cloud: every service must resolve to "
+            "one http://127.0.0.1:<port> (AWS_ENDPOINT_URL, and no AWS_ENDPOINT_URL_<SERVICE> "
+            f"elsewhere); the endpoints now are {', '.join(sorted(endpoints))}"
         )
-    return endpoint.rstrip("/") + RESET_PATH
+    return endpoints.pop() + RESET_PATH
 
 
 def reset(target: Target, timeout: float = 10.0) -> None:

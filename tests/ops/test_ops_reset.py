@@ -7,6 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
+from chalicelib.aws import Clients, local_defaults
 from ops.__main__ import main
 from ops.reset import NotLocalError, reset_url
 from ops.target import Target
@@ -58,3 +59,21 @@ def test_reset_deletes_everything_and_provisions_the_stage_again(target):
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert stray not in sqs.list_queues().get("QueueUrls", [])
+
+
+def test_reset_finds_the_local_cloud_the_local_stage_falls_back_to(monkeypatch):
+    # A fresh shell: no endpoint exported, only the port the local cloud listens on;
+    # the other ops commands reach it through the local stage's defaults.
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EVENTFLOW_AWS_PORT", "4599")
+    target = Target("local", clients=Clients(defaults=local_defaults("local")))
+    assert reset_url(target) == "http://127.0.0.1:4599/moto-api/reset"
+
+
+def test_reset_refuses_services_on_two_local_ports(monkeypatch):
+    # Two moto servers: a reset of one would leave the other's state behind.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5001")
+    with pytest.raises(NotLocalError, match="5001"):
+        reset_url(Target("local"))
