@@ -1,10 +1,10 @@
-"""``python -m infra provision|outputs|package|deploy|destroy --stage STAGE``.
+"""``python -m infra provision|outputs|package|render|deploy|destroy --stage STAGE``.
 
 Talks to whatever boto3 is configured for: ``AWS_ENDPOINT_URL`` for the local
 cloud (or a moto server standing in for AWS), or a real account through the
 usual AWS configuration; the ``local`` stage falls back to the local cloud's
 endpoint and dummy credentials where none are set
-(:func:`chalicelib.aws.local_defaults`). ``package`` makes no AWS call.
+(:func:`chalicelib.aws.local_defaults`). ``package`` and ``render`` make no AWS call.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from infra.stageconfig import (
     UnknownStageError,
 )
 
-COMMANDS = ("provision", "outputs", "package", "deploy", "destroy")
+COMMANDS = ("provision", "outputs", "package", "render", "deploy", "destroy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         "--format", default="cloudformation", choices=("cloudformation", "terraform")
     )
     parser.add_argument(
-        "--out", type=Path, help="package directory (default out/STAGE or out/STAGE-terraform)"
+        "--out",
+        type=Path,
+        help="output directory (default out/STAGE, out/STAGE-terraform or out/STAGE-render)",
     )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR)
     args = parser.parse_args(argv)
@@ -73,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, config: StageConfig, stack) -> dict:
+    if args.command == "render":
+        from infra.render import render
+
+        files = render(stack, args.out or args.project_dir / "out" / f"{args.stage}-render")
+        return {"written": [str(path) for path in files]}
     if args.command == "package":
         from infra.package import package
 
