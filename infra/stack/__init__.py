@@ -17,7 +17,7 @@ from infra.functions import Api, Function
 from infra.grants import KeyAccess
 from infra.resources import ALERTS_TOPIC_KEY, DATA_KEY, Key, LogGroup, Stack, Topic
 from infra.stack import orders, readings
-from infra.stack.parts import API_FUNCTION, Stage
+from infra.stack.parts import API_FUNCTION, Domain, Stage
 from infra.stageconfig import StageConfig
 
 # In the order their resources are created and listed.
@@ -28,8 +28,8 @@ def declare(config: StageConfig) -> Stack:
     """The stage's whole stack."""
     stage = Stage.load(config)
     settings = stage.settings
-    domains = DOMAINS[0].declare(stage)
-    for domain in DOMAINS[1:]:
+    domains = Domain()
+    for domain in DOMAINS:
         domains += domain.declare(stage)
     functions = (stage.function(API_FUNCTION, domains.api_grants), *domains.functions)
     data_key = Key(
