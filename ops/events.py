@@ -60,7 +60,12 @@ def _services(target: Target) -> Services:
 
 def batch_info(body: str) -> dict[str, Any]:
     """The ``DDBStreamBatchInfo`` of an on-failure record; ValueError if it has none."""
-    info = json_object(body).get("DDBStreamBatchInfo")
+    return record_batch_info(json_object(body))
+
+
+def record_batch_info(record: dict[str, Any]) -> dict[str, Any]:
+    """:func:`batch_info` of a record already read."""
+    info = record.get("DDBStreamBatchInfo")
     if not isinstance(info, dict) or not {"shardId", "startSequenceNumber", "streamArn"} <= set(
         info
     ):
@@ -173,12 +178,14 @@ def run_failed(args: argparse.Namespace, target: Target, console: Console) -> in
     url = queue_url(sqs, target.stack.failure_queue(FAILED_QUEUE_KEY).name)
     described = []
     for message in peek(sqs, url, args.max):
+        reason = None
         try:
-            info = batch_info(message.body)
-            context = json_object(message.body).get("requestContext")
+            record = json_object(message.body)
+            context = record.get("requestContext")
             reason = context.get("condition") if isinstance(context, dict) else None
+            info = record_batch_info(record)
         except ValueError as error:
-            info, reason = {"problem": str(error)}, None
+            info = {"problem": str(error)}
         described.append({"message_id": message.message_id, "condition": reason, **info})
     if args.json:
         console.print_json(data={"queue": FAILED_QUEUE_KEY, "batches": described})
