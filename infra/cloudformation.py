@@ -386,4 +386,5 @@ def merge_template(stack: Stack) -> Template:
 
 
 def dumps(template: Template) -> str:
+    """Sorted, indented JSON: every file packaging and rendering write, the Terraform ones too."""
     return json.dumps(template, indent=2, sort_keys=True) + "\n"

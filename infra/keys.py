@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from infra import arns
+from infra import arns, iam
 from infra.resources import ALERTS_TOPIC_KEY, Key, Stack
 
 # What the account's administrators may do: manage the key, never use it.
@@ -116,4 +116,4 @@ def key_policy(stack: Stack, key: Key, role_arn: Callable[[str], Any]) -> dict[s
                 },
             }
         )
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {"Version": iam.POLICY_VERSION, "Statement": statements}

@@ -91,6 +91,6 @@ def package_terraform(
         ("eventflow_override.tf.json", terraform_functions.override(stack)),
     ):
         path = out_dir / filename
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        path.write_text(cloudformation.dumps(document))
         written.append(path)
     return [out_dir / "chalice.tf.json", *written]

@@ -17,7 +17,6 @@ directories (``diff -r``); ``docs/architecture.md`` says how.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,6 @@ def render(stack: Stack, out_dir: Path) -> list[Path]:
     written = []
     for name, document in documents(stack).items():
         path = out_dir / name
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        path.write_text(cloudformation.dumps(document))
         written.append(path)
     return written
