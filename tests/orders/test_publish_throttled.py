@@ -16,18 +16,7 @@ import json
 from chalicelib.orders import handlers
 from tests.orders.helpers import place, seed_products
 from tests.orders.streams import received, stream_records, subscribe_queue
-from tests.reliability.faults import FaultInjector, Throttle, ops
-
-
-class First:
-    """Selects the first ``n`` matching calls."""
-
-    def __init__(self, n: int) -> None:
-        self.left = n
-
-    def __call__(self) -> bool:
-        self.left -= 1
-        return self.left >= 0
+from tests.reliability.faults import FaultInjector, First, Throttle, ops
 
 
 def test_a_publish_throttled_twice_is_retried_by_botocore_and_goes_out_once(services):

@@ -141,6 +141,18 @@ class Every:
 
 
 @dataclass
+class First:
+    """Selects the first ``n`` matching calls, and none after them."""
+
+    n: int
+    seen: int = 0
+
+    def __call__(self) -> bool:
+        self.seen += 1
+        return self.seen <= self.n
+
+
+@dataclass
 class Matching:
     """Which calls a rule considers: by ``service:Operation`` names, or all of a service."""
 
